@@ -1,0 +1,50 @@
+import postgres from 'postgres';
+import { Redis } from 'ioredis';
+import type { Config } from './config.ts';
+import { defineStockCommands } from './orders/redis-stock.ts';
+
+export type Sql = postgres.Sql;
+
+export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'>): Sql {
+  return postgres(config.databaseUrl, {
+    max: config.poolSize,
+    transform: postgres.camel,
+    onnotice: () => {},
+    connect_timeout: 5,
+    connection: { application_name: 'order-placement' },
+  });
+}
+
+export function createRedis(config: Pick<Config, 'redisUrl' | 'redisKeyPrefix'>): Redis {
+  const redis = new Redis(config.redisUrl, {
+    keyPrefix: config.redisKeyPrefix,
+    lazyConnect: true,
+    connectTimeout: 2_000,
+    // Fail fast while Redis is down (the request gets a 503) instead of queueing commands.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+  });
+  redis.on('error', () => {}); // reconnects on its own; commands fail with a mapped error meanwhile
+  defineStockCommands(redis);
+  return redis;
+}
+
+/** Connects both, or throws one sentence that says which is unreachable and where. */
+export async function connectAll(sql: Sql, redis: Redis, config: Pick<Config, 'databaseUrl' | 'redisUrl'>) {
+  try {
+    await sql`select 1`;
+  } catch (err) {
+    throw new Error(`PostgreSQL is unreachable at ${redactUrl(config.databaseUrl)}: ${(err as Error).message}` +
+      ' (set DATABASE_URL, or start PostgreSQL)');
+  }
+  try {
+    await redis.connect();
+  } catch (err) {
+    throw new Error(`Redis is unreachable at ${redactUrl(config.redisUrl)}: ${(err as Error).message}` +
+      ' (set REDIS_URL, or start redis-server)');
+  }
+}
+
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}

@@ -1,0 +1,29 @@
+import { noTx } from './no-tx.ts';
+import { redisPrefiltered } from './redis.ts';
+import { rowLock } from './row-lock.ts';
+import { serializableRetry } from './serializable-retry.ts';
+import { serializable } from './serializable.ts';
+import type { PlaceOrderFn, VariantDeps } from './types.ts';
+
+export const VARIANTS = {
+  'no-tx': noTx,
+  serializable,
+  'serializable-retry': serializableRetry,
+  'row-lock': rowLock,
+  redis: redisPrefiltered,
+} satisfies Record<string, (deps: VariantDeps) => PlaceOrderFn>;
+
+export type VariantName = keyof typeof VARIANTS;
+export const VARIANT_NAMES = Object.keys(VARIANTS) as VariantName[];
+/** Variants that must never lose or oversell a unit (all but the unprotected baseline). */
+export const TRANSACTIONAL_VARIANTS = VARIANT_NAMES.filter((v) => v !== 'no-tx');
+
+export function isVariantName(name: string): name is VariantName {
+  return Object.hasOwn(VARIANTS, name);
+}
+
+export function createVariants(deps: VariantDeps): Record<VariantName, PlaceOrderFn> {
+  return Object.fromEntries(VARIANT_NAMES.map((name) => [name, VARIANTS[name](deps)])) as Record<VariantName, PlaceOrderFn>;
+}
+
+export type { PlaceOrderFn, VariantDeps } from './types.ts';

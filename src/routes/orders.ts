@@ -1,0 +1,75 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import type { AppDeps, AppEnv } from '../app.ts';
+import { AppError } from '../errors.ts';
+import { createOrderNumbers, dateStamp } from '../orders/order-number.ts';
+import { findOrder } from '../orders/queries.ts';
+import { orderRequestSchema, type OrderRequest } from '../orders/request.ts';
+import { createVariants, isVariantName, VARIANT_NAMES } from '../orders/variants/index.ts';
+import { requireSession } from './auth.ts';
+
+export function orderRoutes({ sql, redis, config }: AppDeps) {
+  const variants = createVariants({ sql, redis, config });
+  const orderNumbers = createOrderNumbers(config.hashidsSalt);
+  const app = new Hono<AppEnv>();
+
+  app.use('*', requireSession(redis));
+
+  app.post('/:variant',
+    bodyLimit({
+      maxSize: config.bodyLimitBytes,
+      onError: () => { throw new AppError('PAYLOAD_TOO_LARGE', `the body exceeds ${config.bodyLimitBytes} bytes`); },
+    }),
+    async (c) => {
+      const variant = c.req.param('variant');
+      if (!isVariantName(variant)) {
+        throw new AppError('UNKNOWN_VARIANT', `no variant "${variant}"`, { variants: VARIANT_NAMES });
+      }
+      const request = parseOrderRequest(await c.req.text());
+      const order = await variants[variant](c.get('userId'), request);
+      return c.json({
+        orderNo: orderNumbers.format(order.id, order.createdAt),
+        totalAmount: order.totalAmount,
+        pointsUsed: order.pointsUsed,
+        status: 'pending_payment',
+      }, 201);
+    });
+
+  app.get('/:orderNo', async (c) => {
+    const orderNo = c.req.param('orderNo');
+    const parsed = orderNumbers.parse(orderNo);
+    const found = parsed && await findOrder(sql, parsed.id, c.get('userId'));
+    // Someone else's order is answered exactly like a missing one, so numbers cannot be probed.
+    if (!found || dateStamp(found.order.createdAt) !== parsed.date) {
+      throw new AppError('NOT_FOUND', `no order ${orderNo}`);
+    }
+    const { order, items } = found;
+    return c.json({
+      orderNo,
+      status: order.status,
+      totalAmount: order.totalAmount,
+      couponId: order.couponId,
+      pointsUsed: order.pointsUsed,
+      createdAt: order.createdAt.toISOString(),
+      items,
+    });
+  });
+
+  return app;
+}
+
+function parseOrderRequest(body: string): OrderRequest {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new AppError('MALFORMED_JSON', 'the body is not valid JSON');
+  }
+  const result = orderRequestSchema.safeParse(json);
+  if (!result.success) {
+    throw new AppError('VALIDATION_FAILED', 'the order does not match the schema', {
+      issues: result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    });
+  }
+  return result.data;
+}
