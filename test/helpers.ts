@@ -1,0 +1,100 @@
+import { randomBytes } from 'node:crypto';
+import { createApp } from '../src/app.ts';
+import { loadConfig, type Config } from '../src/config.ts';
+import { connectAll, createRedis, createSql } from '../src/connections.ts';
+import { createDatabase, dropDatabase, recreateSchema, withDatabase } from '../src/database.ts';
+import { priceOrder } from '../src/orders/pricing.ts';
+import { DEFAULT_SEED, productPrice, seed, sessionIdOf, type SeedOptions } from '../src/seed.ts';
+import { clearRedisNamespace } from '../src/redis-namespace.ts';
+
+// Each test file gets its own database and Redis key prefix on the real servers, and drops them after.
+
+export type TestEnv = Awaited<ReturnType<typeof createTestEnv>>;
+type Sql = TestEnv['sql'];
+
+export async function createTestEnv(overrides: Partial<Config> = {}) {
+  const base = loadConfig();
+  const name = `orders_test_${randomBytes(5).toString('hex')}`;
+  await createDatabase(base.databaseUrl, name);
+  const config: Config = {
+    ...base,
+    databaseUrl: withDatabase(base.databaseUrl, name),
+    redisKeyPrefix: `${name}:`,
+    retry: { maxAttempts: 30, baseDelayMs: 1, maxDelayMs: 20 },
+    ...overrides,
+  };
+  let seedOptions: SeedOptions = DEFAULT_SEED;
+
+  const connect = async () => {
+    const sql = createSql(config);
+    const redis = createRedis(config);
+    await connectAll(sql, redis, config);
+    const onInternalError = (err: unknown) => { if (process.env.TEST_DEBUG) console.error(err); };
+    return { sql, redis, app: createApp({ sql, redis, config, onInternalError }) };
+  };
+  const disconnect = (c: Awaited<ReturnType<typeof connect>>) =>
+    Promise.allSettled([c.sql.end({ timeout: 1 }), c.redis.quit()]);
+
+  const env = {
+    ...(await connect()),
+    config,
+    /**
+     * Fresh schema, seed data and Redis keys for one test. The connections are made anew too:
+     * plans that postgres.js prepared against the dropped tables and types are no longer valid.
+     */
+    async reset(options: Partial<SeedOptions> = {}) {
+      seedOptions = { ...DEFAULT_SEED, ...options };
+      await clearRedisNamespace(config.redisUrl, config.redisKeyPrefix);
+      await recreateSchema(env.sql);
+      await disconnect(env);
+      Object.assign(env, await connect());
+      return seed(env.sql, env.redis, seedOptions);
+    },
+    /** Sends POST /orders/:variant as a seeded user. */
+    async order(variant: string, userId: number, body: unknown): Promise<Response> {
+      return env.app.request(`/orders/${variant}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${sessionIdOf(userId)}`, 'Content-Type': 'application/json' },
+        body: typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    },
+    /** A valid order body for the seeded catalog, with the total the server will compute. */
+    body(lines: { productId: number; count: number }[], extra: { couponId?: number; points?: number; coupon?: Parameters<typeof priceOrder>[0]['coupon'] } = {}) {
+      const items = lines.map((l) => ({ productId: l.productId, snapshotId: l.productId, count: l.count, price: productPrice(seedOptions, l.productId) }));
+      const price = priceOrder({ lines: items.map((i) => ({ unitPrice: i.price, count: i.count })), coupon: extra.coupon, points: extra.points ?? 0, pointsBalance: Infinity });
+      return { items, couponId: extra.couponId, points: extra.points, totalAmount: price.total.toFixed(2) };
+    },
+    async close() {
+      await disconnect(env);
+      await clearRedisNamespace(config.redisUrl, config.redisKeyPrefix);
+      await dropDatabase(base.databaseUrl, name);
+    },
+  };
+  return env;
+}
+
+/** Everything an order can write, summed: equal before and after means nothing was written. */
+export async function dbState(sql: Sql) {
+  const [row] = await sql`
+    select (select coalesce(sum(stock), 0)::int from product) as stock,
+           (select coalesce(sum(sales), 0)::int from product) as sales,
+           (select count(*)::int from orders) as orders,
+           (select count(*)::int from order_item) as items,
+           (select count(*)::int from user_coupon where status = 'used') as used_coupons,
+           (select coalesce(sum(balance), 0)::int from points) as points`;
+  return row as { stock: number; sales: number; orders: number; items: number; usedCoupons: number; points: number };
+}
+
+export async function productRow(sql: Sql, id: number) {
+  const [row] = await sql<{ stock: number; sales: number }[]>`select stock, sales from product where id = ${id}`;
+  return row!;
+}
+
+export async function pointsOf(sql: Sql, userId: number) {
+  const [row] = await sql<{ balance: number }[]>`select balance from points where user_id = ${userId}`;
+  return row!.balance;
+}
+
+export async function json(res: Response): Promise<any> {
+  return res.json();
+}
