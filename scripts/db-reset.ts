@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { connectAll, createRedis, createSql, redactUrl } from '../src/connections.ts';
-import { recreateSchema } from '../src/database.ts';
+import { ensureDatabase, recreateSchema } from '../src/database.ts';
 import { DEFAULT_SEED, seed } from '../src/seed.ts';
 
 const int = (min: number) => (value: string) => {
@@ -28,6 +28,9 @@ const program = new Command('db:reset')
 async function main() {
   const o = program.parse().opts<{ products: number; stock: number; price: string; priceStep: string; users: number; coupons: number; points: number }>();
   const config = loadConfig();
+  await ensureDatabase(config.databaseUrl).catch((err: Error) => {
+    throw new Error(`PostgreSQL is unreachable at ${redactUrl(config.databaseUrl)}: ${err.message} (set DATABASE_URL, or start PostgreSQL)`);
+  });
   const sql = createSql({ ...config, poolSize: 1 });
   const redis = createRedis(config);
   try {

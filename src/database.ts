@@ -23,6 +23,15 @@ export async function createDatabase(serverUrl: string, name: string) {
   await onServer(serverUrl, (admin) => admin.unsafe(`create database ${quoteName(name)}`));
 }
 
+/** Creates the database of `url` unless it exists already. */
+export async function ensureDatabase(url: string) {
+  const name = decodeURIComponent(new URL(url).pathname.slice(1));
+  await onServer(url, async (admin) => {
+    const [exists] = await admin`select 1 from pg_database where datname = ${name}`;
+    if (!exists) await admin.unsafe(`create database ${quoteName(name)}`);
+  });
+}
+
 export async function dropDatabase(serverUrl: string, name: string) {
   await onServer(serverUrl, (admin) => admin.unsafe(`drop database if exists ${quoteName(name)} with (force)`));
 }

@@ -12,7 +12,9 @@ async function main() {
   const redis = createRedis(config);
   try {
     await connectAll(sql, redis, config);
-    const mirrored = await loadStockMirrors(sql, redis);
+    const mirrored = await loadStockMirrors(sql, redis).catch((err: { code?: string }) => {
+      throw err.code === '42P01' ? new Error('the database has no order schema yet: run `npm run db:reset` first') : err;
+    });
     console.log(`stock of ${mirrored} products mirrored to Redis`);
   } catch (err) {
     await Promise.allSettled([sql.end({ timeout: 1 }), redis.quit()]);

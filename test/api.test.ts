@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { createApp } from '../src/app.ts';
 import { updateProduct } from '../src/catalog.ts';
+import { createSql } from '../src/connections.ts';
 import { TRANSACTIONAL_VARIANTS, VARIANT_NAMES } from '../src/orders/variants/index.ts';
 import { DISCOUNT_RATE, REDUCTION, couponIdsOf, DEFAULT_SEED } from '../src/seed.ts';
 import { createTestEnv, dbState, json, pointsOf, productRow, type TestEnv } from './helpers.ts';
@@ -189,4 +191,22 @@ describe('bad input: documented 4xx, never 5xx, nothing written', () => {
       assert.deepEqual(await dbState(env.sql), before);
     });
   }
+});
+
+describe('unavailable dependencies', () => {
+  test('PostgreSQL down: 503 SERVICE_UNAVAILABLE with Retry-After, not 500', async () => {
+    const deadSql = createSql({ databaseUrl: 'postgres://postgres@127.0.0.1:1/none', poolSize: 1 });
+    const app = createApp({ sql: deadSql, redis: env.redis, config: env.config });
+    try {
+      const res = await app.request('/orders/row-lock', {
+        method: 'POST', headers: { Authorization: 'Bearer seed-1' }, body: JSON.stringify(env.body([{ productId: 1, count: 1 }])),
+      });
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get('Retry-After'), '1');
+      assert.equal((await json(res)).error.code, 'SERVICE_UNAVAILABLE');
+      assert.equal((await app.request('/health')).status, 503);
+    } finally {
+      await deadSql.end({ timeout: 0 });
+    }
+  });
 });

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, test } from 'node:test';
+import { readMirroredStock } from '../src/orders/redis-stock.ts';
+import { DISCOUNT_RATE, couponIdsOf, DEFAULT_SEED } from '../src/seed.ts';
+import { createTestEnv, dbState, json, productRow, type TestEnv } from './helpers.ts';
+
+let env: TestEnv;
+before(async () => { env = await createTestEnv(); });
+after(async () => { await env?.close(); });
+beforeEach(async () => { await env.reset({ stock: 5 }); });
+
+const mirrorOf = async (productId: number) => (await readMirroredStock(env.redis, [productId])).get(productId);
+
+test('reset mirrors database stock into Redis', async () => {
+  assert.equal(await mirrorOf(1), 5);
+  assert.equal(await mirrorOf(10), 5);
+});
+
+test('a sold-out order is turned away by Redis without touching PostgreSQL', async () => {
+  assert.equal((await env.order('redis', 1, env.body([{ productId: 1, count: 5 }]))).status, 201);
+  assert.equal(await mirrorOf(1), 0);
+  const before = await dbState(env.sql);
+
+  // Hold product 1's row lock in another transaction: any order that reached PostgreSQL would
+  // block on it. The sold-out order must come back at once regardless.
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => { release = resolve; });
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => { locked = resolve; });
+  const holder = env.sql.begin(async (tx) => {
+    await tx`select 1 from product where id = 1 for update`;
+    locked();
+    await held;
+  });
+  await isLocked;
+  try {
+    const res = await Promise.race([
+      env.order('redis', 2, env.body([{ productId: 1, count: 1 }])),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the order waited on PostgreSQL')), 2000)),
+    ]);
+    const body = await json(res);
+    assert.equal(res.status, 409);
+    assert.equal(body.error.code, 'OUT_OF_STOCK');
+  } finally {
+    release();
+    await holder;
+  }
+  assert.deepEqual(await dbState(env.sql), before);
+  assert.equal(await mirrorOf(1), 0);
+});
+
+test('an all-or-nothing take: one short line takes no unit of the others', async () => {
+  const res = await env.order('redis', 1, env.body([{ productId: 1, count: 2 }, { productId: 2, count: 6 }]));
+  assert.equal(res.status, 409);
+  assert.equal((await json(res)).error.productId, 2);
+  assert.equal(await mirrorOf(1), 5);
+  assert.equal(await mirrorOf(2), 5);
+});
+
+test('units go back to Redis, once, when the database step fails (coupon already used)', async () => {
+  const [couponId] = couponIdsOf(DEFAULT_SEED, 1) as [number];
+  const body = (productId: number) => env.body([{ productId, count: 2 }], { couponId, coupon: { id: couponId, kind: 'discount', rate: DISCOUNT_RATE } });
+  assert.equal((await env.order('redis', 1, body(1))).status, 201);
+  assert.equal(await mirrorOf(1), 3);
+
+  const res = await env.order('redis', 1, body(2));
+  assert.equal(res.status, 409);
+  assert.equal((await json(res)).error.code, 'COUPON_INVALID');
+  assert.equal(await mirrorOf(2), 5, 'the 2 units taken in Redis were given back');
+  assert.deepEqual(await productRow(env.sql, 2), { stock: 5, sales: 0 });
+});
+
+test('units go back when the database disagrees with the mirror (price changed)', async () => {
+  await env.sql`update product set price = 1.00 where id = 3`;
+  const res = await env.order('redis', 1, env.body([{ productId: 3, count: 1 }]));
+  assert.equal((await json(res)).error.code, 'PRICE_CHANGED');
+  assert.equal(await mirrorOf(3), 5);
+});
+
+test('when Redis is unreachable the redis variant answers 503, not 500', async () => {
+  env.redis.disconnect();
+  const res = await env.order('redis', 1, env.body([{ productId: 1, count: 1 }]));
+  assert.equal(res.status, 503);
+  assert.equal((await json(res)).error.code, 'SERVICE_UNAVAILABLE');
+  const health = await env.app.request('/health');
+  assert.equal(health.status, 503);
+  assert.deepEqual(await json(health), { postgres: 'ok', redis: 'unreachable' });
+});
