@@ -48,3 +48,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
   };
 }
+
+/**
+ * The service URLs the environment sets explicitly (undefined when unset), for tools that find
+ * or start services themselves when none is given (the bench).
+ */
+export function explicitServiceUrls(env: NodeJS.ProcessEnv = process.env): { databaseUrl?: string; redisUrl?: string } {
+  return { databaseUrl: env.DATABASE_URL || undefined, redisUrl: env.REDIS_URL || undefined };
+}

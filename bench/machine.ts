@@ -1,0 +1,44 @@
+import { execFileSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import postgres from 'postgres';
+
+// What the figures were measured on: they compare within one run, not across machines.
+
+const SETTINGS = ['max_connections', 'shared_buffers', 'synchronous_commit', 'fsync', 'wal_level',
+  'default_transaction_isolation', 'max_pred_locks_per_transaction', 'work_mem'];
+
+export type Machine = Awaited<ReturnType<typeof describeMachine>>;
+
+export async function describeMachine(databaseUrl: string, poolSize: number, origin: { postgres: string; redis: string }) {
+  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  try {
+    const [{ version }] = await sql`select current_setting('server_version') as version` as unknown as [{ version: string }];
+    const rows = await sql<{ name: string; setting: string; unit: string | null }[]>`
+      select name, setting, unit from pg_settings where name = any(${SETTINGS})`;
+    return {
+      gitSha: gitSha(),
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      poolSize,
+      postgres: {
+        version,
+        origin: origin.postgres,
+        settings: Object.fromEntries(rows.map((r) => [r.name, r.unit ? `${r.setting} (${r.unit})` : r.setting])),
+      },
+      redis: { origin: origin.redis },
+    };
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
+function gitSha(): string {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
