@@ -78,9 +78,13 @@ export interface NewOrder {
   lines: { productId: number; snapshotId: number; count: number; unitPrice: string }[];
 }
 
-/** Inserts the order and its lines in one statement (one round trip while the locks are held). */
-export async function insertOrder(db: Db, o: NewOrder): Promise<{ id: number; createdAt: Date }> {
-  const [row] = await db<{ id: string; createdAt: Date }[]>`
+/**
+ * Inserts the order with its lines and marks its coupon used, in one statement (one round trip
+ * while the locks are held). `couponMarked` is false when the coupon was already used: a guard for
+ * variants that hold no lock on it.
+ */
+export async function insertOrder(db: Db, o: NewOrder): Promise<{ id: number; createdAt: Date; couponMarked: boolean }> {
+  const [row] = await db<{ id: string; createdAt: Date; couponMarked: boolean }[]>`
     with new_order as (
       insert into orders (user_id, total_amount, coupon_id, points_used)
       values (${o.userId}, ${o.totalAmount}, ${o.couponId}, ${o.pointsUsed})
@@ -92,17 +96,13 @@ export async function insertOrder(db: Db, o: NewOrder): Promise<{ id: number; cr
         ${o.lines.map((l) => l.productId)}::int[], ${o.lines.map((l) => l.snapshotId)}::int[],
         ${o.lines.map((l) => l.count)}::int[], ${o.lines.map((l) => l.unitPrice)}::numeric[]
       ) as l(product_id, snapshot_id, count, unit_price)
+    ), coupon as (
+      update user_coupon set status = 'used', order_id = (select id from new_order), used_at = now()
+      where id = ${o.couponId}::int and status = 'unused'
+      returning id
     )
-    select id, created_at from new_order`;
-  return { id: Number(row!.id), createdAt: row!.createdAt };
-}
-
-/** Marks the coupon used; false when it already was (a guard for variants that hold no lock). */
-export async function useCoupon(db: Db, couponId: number, orderId: number): Promise<boolean> {
-  const result = await db`
-    update user_coupon set status = 'used', order_id = ${orderId}, used_at = now()
-    where id = ${couponId} and status = 'unused'`;
-  return result.count === 1;
+    select id, created_at, exists (select 1 from coupon) as coupon_marked from new_order`;
+  return { id: Number(row!.id), createdAt: row!.createdAt, couponMarked: row!.couponMarked };
 }
 
 // Reads outside order placement.
