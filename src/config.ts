@@ -9,9 +9,9 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   // Bounds the number of concurrent transactions: the main lever on lock waits and 40001 rates.
   DB_POOL_SIZE: z.coerce.number().int().min(1).max(500).default(16),
-  RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(10),
-  RETRY_BASE_DELAY_MS: z.coerce.number().min(0).max(10_000).default(2),
-  RETRY_MAX_DELAY_MS: z.coerce.number().min(0).max(60_000).default(100),
+  RETRY_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(20),
+  RETRY_BASE_DELAY_MS: z.coerce.number().min(0).max(10_000).default(5),
+  RETRY_MAX_DELAY_MS: z.coerce.number().min(0).max(60_000).default(300),
   HASHIDS_SALT: z.string().default('order-placement-postgres'),
   BODY_LIMIT_BYTES: z.coerce.number().int().min(256).default(16 * 1024),
 });
