@@ -51,9 +51,13 @@ export async function httpLoad(url: string, variant: string, loop: Loop): Promis
     },
   };
   const started = performance.now();
+  let lastResponse = started;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(options, (err, res) => (err ? reject(err) : resolve(res)));
-    instance.on('response', () => loop.onProgress?.(++done));
+    instance.on('response', () => {
+      lastResponse = performance.now();
+      loop.onProgress?.(++done);
+    });
   });
   if (result.timeouts) failures.timeout = (failures.timeout ?? 0) + result.timeouts;
   if (result.errors - result.timeouts > 0) failures.connection_error = result.errors - result.timeouts;
@@ -63,8 +67,8 @@ export async function httpLoad(url: string, variant: string, loop: Loop): Promis
     requests,
     successes,
     failures,
-    // autocannon's own duration is whole seconds; a short run needs better.
-    durationSec: (performance.now() - started) / 1000,
+    // Up to the last response: autocannon only notices the end at its next 1-second tick.
+    durationSec: (lastResponse - started) / 1000,
     latencyMs: { p50: result.latency.p50, p75: result.latency.p75, p99: result.latency.p99 },
   };
 }

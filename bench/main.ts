@@ -61,7 +61,7 @@ async function main(): Promise<number> {
   const services = await findServices({ ...explicitServiceUrls(), probeDatabaseUrl: o.probePostgres, probeRedisUrl: o.probeRedis, log });
   const name = `orders_bench_${randomBytes(4).toString('hex')}`;
   const cleanups: (() => Promise<unknown>)[] = [() => services.stop()];
-  const cleanup = async () => { for (const c of cleanups.reverse()) await c().catch(() => {}); };
+  const cleanup = async () => { for (const c of cleanups.reverse()) await c().catch((err) => log(`cleanup: ${String(err)}`)); };
   const onSignal = () => { log('interrupted: cleaning up'); void cleanup().then(() => process.exit(130)); };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);

