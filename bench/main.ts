@@ -29,8 +29,10 @@ const QUICK = { connections: 10, ordersPerConnection: 20, warmup: 2 };
 const program = new Command('bench')
   .description('Drive every variant with the same closed-loop load over HTTP and directly, audit the database after ' +
     'every run, and write a comparison (table, JSON, markdown, SVG chart).')
-  .option('--variants <list>', `comma-separated variants (${VARIANT_NAMES.join(', ')})`, listOf(VARIANT_NAMES), VARIANT_NAMES)
-  .option('--scenarios <list>', `comma-separated scenarios (${SCENARIO_NAMES.join(', ')})`, listOf(SCENARIO_NAMES), SCENARIO_NAMES)
+  .addOption(new Option('--variants <list>', `comma-separated variants (${VARIANT_NAMES.join(', ')})`)
+    .argParser(listOf(VARIANT_NAMES)).default(VARIANT_NAMES, 'all'))
+  .addOption(new Option('--scenarios <list>', `comma-separated scenarios (${SCENARIO_NAMES.join(', ')})`)
+    .argParser(listOf(SCENARIO_NAMES)).default(SCENARIO_NAMES, 'all'))
   .option('--connections <n>', 'concurrent users, overriding every scenario\'s own', positiveInt)
   .option('--orders <n>', 'orders per user, overriding every scenario\'s own', positiveInt)
   .option('--warmup <n>', 'warm-up orders per user before each measured run', positiveInt, 20)

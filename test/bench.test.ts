@@ -64,7 +64,7 @@ test('with nothing on the usual ports the bench starts its own PostgreSQL and Re
   const tmp = await tempDir('bench-embedded-');
   await chmod(tmp, 0o755);
   const out = join(tmp, 'results');
-  const env = { ...process.env, TMPDIR: tmp };
+  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: tmp };
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
   const { code, stderr } = await runBench(['--scenarios', 'flash-sale', '--variants', 'row-lock,redis',

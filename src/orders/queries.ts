@@ -59,11 +59,18 @@ export async function lockPointsBalance(db: Db, userId: number): Promise<number>
 export interface StockChange { productId: number; count: number }
 
 export async function takeStock(db: Db, sortedItems: StockChange[]) {
+  // The materialized CTE locks the rows in id order before the update touches them. Inside a
+  // transaction the rows are locked already; without one (no-tx) this keeps two multi-product
+  // updates from deadlocking on rows they reach in different orders.
+  const ids = sortedItems.map((i) => i.productId);
   await db`
+    with locked as materialized (
+      select id from product where id = any(${ids}::int[]) order by id for update
+    )
     update product p
     set stock = p.stock - v.count, sales = p.sales + v.count, updated_at = now()
-    from unnest(${sortedItems.map((i) => i.productId)}::int[], ${sortedItems.map((i) => i.count)}::int[]) as v(id, count)
-    where p.id = v.id`;
+    from locked, unnest(${ids}::int[], ${sortedItems.map((i) => i.count)}::int[]) as v(id, count)
+    where p.id = locked.id and p.id = v.id`;
 }
 
 export async function spendPoints(db: Db, userId: number, points: number) {
