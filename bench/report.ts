@@ -37,9 +37,11 @@ function rows(cells: Cell[]): string[][] {
 }
 
 function auditVerdict(c: Cell): string {
-  const problems = [...new Set([...c.http.audit.problems, ...c.direct.audit.problems])];
-  if (!problems.length) return 'clean';
-  return `${c.variant === 'no-tx' ? 'damage (expected)' : 'FAILED'}: ${problems.join('; ')}`;
+  if (c.http.audit.clean && c.direct.audit.clean) return 'clean';
+  const found = (['http', 'direct'] as const)
+    .filter((mode) => !c[mode].audit.clean)
+    .map((mode) => `${mode}: ${c[mode].audit.problems.join(', ')}`);
+  return `${c.variant === 'no-tx' ? 'damage (expected)' : 'FAILED'}: ${found.join('; ')}`;
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en');

@@ -29,7 +29,8 @@ export async function createTestEnv(overrides: Partial<Config> = {}) {
     const sql = createSql(config);
     const redis = createRedis(config);
     await connectAll(sql, redis, config);
-    const onInternalError = (err: unknown) => { if (process.env.TEST_DEBUG) console.error(err); };
+    // A 500 is a bug: print its cause next to the failing assertion.
+    const onInternalError = (err: unknown) => console.error('internal error:', err);
     return { sql, redis, app: createApp({ sql, redis, config, onInternalError }) };
   };
   const disconnect = (c: Awaited<ReturnType<typeof connect>>) =>
