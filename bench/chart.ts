@@ -1,6 +1,7 @@
 import * as vega from 'vega';
 import * as vl from 'vega-lite';
 import type { Cell } from './run.ts';
+import { SCENARIO_NAMES } from './scenarios.ts';
 
 // Throughput and p75 latency per variant per scenario, as a vega-lite spec rendered to SVG.
 
@@ -13,10 +14,10 @@ export async function renderChart(cells: Cell[], title: string): Promise<string>
     p75: c.http.latencyMs.p75,
   }));
   const panel = (field: string, axisTitle: string) => ({
-    facet: { column: { field: 'scenario', type: 'nominal', title: null, sort: null } },
+    facet: { column: { field: 'scenario', type: 'nominal', title: null, sort: SCENARIO_NAMES } },
     spec: {
       width: 150,
-      height: 180,
+      height: 200,
       mark: { type: 'bar', tooltip: true },
       encoding: {
         x: { field: 'variant', type: 'nominal', title: null, sort: null, axis: { labelAngle: -40 } },
@@ -31,7 +32,7 @@ export async function renderChart(cells: Cell[], title: string): Promise<string>
     title,
     data: { values },
     vconcat: [
-      panel('throughput', 'successful orders/s (flash-sale: requests/s)'),
+      panel('throughput', 'orders/s (flash-sale: req/s)'),
       panel('p75', 'p75 latency (ms)'),
     ],
   } as unknown as vl.TopLevelSpec;
