@@ -52,8 +52,13 @@ test('bench --quick at a tiny scale: every variant x scenario, audits clean, JSO
       }
     }
   }
+  // Never more than the units on sale; all of them except where buyers can give up on 40001
+  // (plain serializable: with few attempts per buyer some units may stay unsold).
   const flash = result.cells.filter((c: any) => c.scenario === 'flash-sale' && c.variant !== 'no-tx');
-  for (const c of flash) assert.equal(c.http.successes, c.stock, `${c.variant} sells exactly the units on sale`);
+  for (const c of flash) {
+    if (c.variant === 'serializable') assert.ok(c.http.successes <= c.stock, 'serializable never oversells');
+    else assert.equal(c.http.successes, c.stock, `${c.variant} sells exactly the units on sale`);
+  }
   assert.match(result.machine.gitSha, /^[0-9a-f]{40}$|^unknown$/);
   assert.ok(result.machine.postgres.version);
   assert.ok(result.machine.cpus >= 1);
