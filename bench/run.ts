@@ -59,28 +59,24 @@ export async function runCell(scenario: Scenario, variant: VariantName, scale: S
   // Fresh schema for this cell; the admin pool is made after it so that no plan predates it.
   await withSql(ctx.databaseUrl, 2, (sql) => recreateSchema(sql));
   return withSql(ctx.databaseUrl, 2, async (admin) => {
+    /** Warm up on seeded data, seed again, run the measured loop, audit. */
+    const warmThenMeasure = async (mode: 'http' | 'direct', drive: (loop: Loop) => Promise<LoadResult>) => {
+      await drive(loop(ctx.warmupOrdersPerConnection, WARMUP_SALT, `${ctx.label} ${mode} warm-up`));
+      await reseed(admin, ctx.redis, seed);
+      const label = `${ctx.label} ${mode}`;
+      return measured(await drive(loop(scale.ordersPerConnection, 0, label)), admin, ctx.redis, seed, variant, label);
+    };
+
+    // Seeded before the service starts: it loads the Redis stock mirrors at start-up.
     await reseed(admin, ctx.redis, seed);
     const service = await startService({ databaseUrl: ctx.databaseUrl, redisUrl: ctx.redisUrl,
       redisKeyPrefix: ctx.redisKeyPrefix, poolSize: ctx.poolSize });
-    let http: Measured;
-    try {
-      await httpLoad(service.url, variant, loop(ctx.warmupOrdersPerConnection, WARMUP_SALT, `${ctx.label} warm-up`));
-      await reseed(admin, ctx.redis, seed);
-      const label = `${ctx.label} http`;
-      const result = await httpLoad(service.url, variant, loop(scale.ordersPerConnection, 0, label));
-      http = await measured(result, admin, ctx.redis, seed, variant, label);
-    } finally {
-      await service.stop();
-    }
+    const http = await warmThenMeasure('http', (l) => httpLoad(service.url, variant, l)).finally(() => service.stop());
 
     const direct = await withSql(ctx.databaseUrl, ctx.poolSize, async (pool) => {
       const placeOrder = createVariants({ sql: pool, redis: ctx.redis, config: { retry: loadConfig().retry } })[variant];
       await reseed(admin, ctx.redis, seed);
-      await directLoad(placeOrder, loop(ctx.warmupOrdersPerConnection, WARMUP_SALT, `${ctx.label} direct warm-up`));
-      await reseed(admin, ctx.redis, seed);
-      const label = `${ctx.label} direct`;
-      const result = await directLoad(placeOrder, loop(scale.ordersPerConnection, 0, label));
-      return measured(result, admin, ctx.redis, seed, variant, label);
+      return warmThenMeasure('direct', (l) => directLoad(placeOrder, l));
     });
 
     return {
