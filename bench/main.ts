@@ -9,6 +9,7 @@ import { describeMachine } from './machine.ts';
 import { writeReport } from './report.ts';
 import { runCell, type Cell } from './run.ts';
 import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
+import { stopAllServices } from './service-process.ts';
 import { findServices } from './services.ts';
 import { evaluateTargets } from './targets.ts';
 
@@ -62,11 +63,19 @@ async function main(): Promise<number> {
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const services = await findServices({ ...explicitServiceUrls(), probeDatabaseUrl: o.probePostgres, probeRedisUrl: o.probeRedis, log });
   const name = `orders_bench_${randomBytes(4).toString('hex')}`;
-  const cleanups: (() => Promise<unknown>)[] = [() => services.stop()];
-  const cleanup = async () => { for (const c of cleanups.reverse()) await c().catch((err) => log(`cleanup: ${String(err)}`)); };
-  const onSignal = () => { log('interrupted: cleaning up'); void cleanup().then(() => process.exit(130)); };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const cleanups: (() => Promise<unknown>)[] = [() => services.stop(), stopAllServices];
+  // Once only, in reverse order: a signal and the main flow's own failure may both ask for it.
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => (cleaning ??= (async () => {
+    for (const c of [...cleanups].reverse()) await c().catch((err) => log(`cleanup: ${String(err)}`));
+  })());
+  // `on`, not `once`: the signal may arrive again (tsx relays it) and must not cut the clean-up short.
+  const onSignal = () => {
+    log(cleaning ? 'still cleaning up' : 'interrupted: cleaning up');
+    void cleanup().then(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   try {
     if (!services.redisUrl) {

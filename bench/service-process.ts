@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { stopChild } from './child.ts';
 
@@ -8,6 +8,13 @@ import { stopChild } from './child.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export interface ServiceProcess { url: string; stop(): Promise<void> }
+
+// Every service still running, so that an interrupted bench can stop them all.
+const running = new Set<ChildProcess>();
+
+export async function stopAllServices() {
+  await Promise.all([...running].map((child) => stopChild(child)));
+}
 
 export interface ServiceSettings {
   databaseUrl: string;
@@ -29,6 +36,8 @@ export async function startService(s: ServiceSettings): Promise<ServiceProcess> 
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let output = '';
   child.stderr!.on('data', (d) => { output += d; });
   const url = await new Promise<string>((resolve, reject) => {

