@@ -69,7 +69,7 @@ async function main(): Promise<number> {
   const cleanup = () => (cleaning ??= (async () => {
     for (const c of [...cleanups].reverse()) await c().catch((err) => log(`cleanup: ${String(err)}`));
   })());
-  // `on`, not `once`: the signal may arrive again (tsx relays it) and must not cut the clean-up short.
+  // `on`, not `once`: a second Ctrl-C must not cut the clean-up short.
   const onSignal = () => {
     log(cleaning ? 'still cleaning up' : 'interrupted: cleaning up');
     void cleanup().then(() => process.exit(130));
