@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, loadConfig } from '../src/config.ts';
 import { connectAll, createRedis, createSql, redactUrl } from '../src/connections.ts';
 import { ensureDatabase, recreateSchema } from '../src/database.ts';
+import { money } from '../src/orders/request.ts';
 import { DEFAULT_SEED, seed } from '../src/seed.ts';
 
 const int = (min: number) => (value: string) => {
@@ -9,8 +10,8 @@ const int = (min: number) => (value: string) => {
   if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`an integer >= ${min}`);
   return n;
 };
-const money = (value: string) => {
-  if (!/^\d{1,8}(\.\d{1,2})?$/.test(value)) throw new InvalidArgumentError('a decimal like 9.99');
+const price = (value: string) => {
+  if (!money.safeParse(value).success) throw new InvalidArgumentError('a decimal like 9.99');
   return value;
 };
 
@@ -18,8 +19,8 @@ const program = new Command('db:reset')
   .description('Drop and recreate the schema in DATABASE_URL, then seed products, users, sessions, coupons, points and Redis stock mirrors.')
   .option('--products <n>', 'number of products', int(1), DEFAULT_SEED.products)
   .option('--stock <n>', 'units of stock per product', int(0), DEFAULT_SEED.stock)
-  .option('--price <amount>', 'price of product 1', money, DEFAULT_SEED.basePrice)
-  .option('--price-step <amount>', 'price increase from one product to the next', money, DEFAULT_SEED.priceStep)
+  .option('--price <amount>', 'price of product 1', price, DEFAULT_SEED.basePrice)
+  .option('--price-step <amount>', 'price increase from one product to the next', price, DEFAULT_SEED.priceStep)
   .option('--users <n>', 'number of users (each with a session)', int(1), DEFAULT_SEED.users)
   .option('--coupons <n>', 'coupons per user, alternating discount and reduction', int(0), DEFAULT_SEED.couponsPerUser)
   .option('--points <n>', 'points per user (1 point = 0.01)', int(0), DEFAULT_SEED.pointsPerUser)
