@@ -1,12 +1,36 @@
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
+import { redisReplyCode } from './errors.ts';
 
 // Sessions live in Redis as session:<sessionId> -> userId, as in the reference.
 
 const sessionKey = (sessionId: string) => `session:${sessionId}`;
 
+// A user id as saveSessions writes it: plain decimal, no sign, no leading zero, within int4.
+const USER_ID = /^[1-9]\d{0,9}$/;
+const MAX_USER_ID = 2_147_483_647;
+
+/** The session's user, or null for an unknown session or one whose value is not a user id. */
 export async function findSessionUser(redis: Redis, sessionId: string): Promise<number | null> {
-  const userId = await redis.get(sessionKey(sessionId));
-  return userId === null ? null : Number(userId);
+  const value = await getUnlessWrongType(redis, sessionKey(sessionId));
+  return value === null ? null : parseUserId(value);
+}
+
+/** A value Number() would take (`""`, `0x2`, `1e3`, ` 7`) must not become user 0, 2 or 1000. */
+function parseUserId(value: string): number | null {
+  if (!USER_ID.test(value)) return null;
+  const userId = Number(value);
+  return userId <= MAX_USER_ID ? userId : null;
+}
+
+// Something else stored under a session key (a hash, a list) is not a session of ours.
+async function getUnlessWrongType(redis: Redis, key: string): Promise<string | null> {
+  try {
+    return await redis.get(key);
+  } catch (err) {
+    // ioredis types ReplyError as any, so instanceof does not narrow err.
+    if (err instanceof ReplyError && redisReplyCode(err as Error) === 'WRONGTYPE') return null;
+    throw err;
+  }
 }
 
 export async function saveSessions(redis: Redis, sessions: { sessionId: string; userId: number }[]) {

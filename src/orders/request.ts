@@ -3,7 +3,9 @@ import { z } from 'zod';
 // The order request as a client sends it. Money travels as decimal strings so that no
 // float ever rounds a price; counts are small integers so that no order can overflow.
 
-export const money = z.string().regex(/^\d{1,8}(\.\d{1,2})?$/, 'a decimal string with at most 2 decimals, e.g. "9.99"');
+// Canonical decimals only (no leading zero but in "0.xx"): one amount, one spelling.
+export const money = z.string().regex(/^(0|[1-9]\d{0,7})(\.\d{1,2})?$/,
+  'a decimal string with at most 8 digits before the point and 2 after, no leading zero, e.g. "9.99"');
 const id = z.number().int().positive().max(2_147_483_647);
 
 export const orderItemSchema = z.object({
