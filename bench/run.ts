@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
-import { loadConfig } from '../src/config.ts';
+import { loadConfig, type Config } from '../src/config.ts';
 import { createSql, type Sql } from '../src/connections.ts';
 import { recreateSchema } from '../src/database.ts';
+import { boundedPool } from '../src/transaction.ts';
 import { createVariants, type VariantName } from '../src/orders/variants/index.ts';
 import { reseed, sessionIdOf, type SeedOptions } from '../src/seed.ts';
 import { audit, type AuditResult } from './audit.ts';
@@ -73,11 +74,14 @@ export async function runCell(scenario: Scenario, variant: VariantName, scale: S
       redisKeyPrefix: ctx.redisKeyPrefix, poolSize: ctx.poolSize });
     const http = await warmThenMeasure('http', (l) => httpLoad(service.url, variant, l)).finally(() => service.stop());
 
+    // The direct run's sessions get the service's timeouts too: the same transactions on both sides.
+    const config = loadConfig();
     const direct = await withSql(ctx.databaseUrl, ctx.poolSize, async (pool) => {
-      const placeOrder = createVariants({ sql: pool, redis: ctx.redis, config: { retry: loadConfig().retry } })[variant];
+      const db = boundedPool(pool, { poolSize: ctx.poolSize, requestTimeoutMs: config.requestTimeoutMs });
+      const placeOrder = createVariants({ db, redis: ctx.redis, config })[variant];
       await reseed(admin, ctx.redis, seed);
       return warmThenMeasure('direct', (l) => directLoad(placeOrder, l));
-    });
+    }, config.db);
 
     return {
       scenario: scenario.name, variant, scale, stock: seed.stock, http, direct,
@@ -103,8 +107,8 @@ async function measured(result: LoadResult, sql: Sql, redis: Redis, seed: SeedOp
   return m;
 }
 
-async function withSql<T>(url: string, poolSize: number, fn: (sql: Sql) => Promise<T>): Promise<T> {
-  const sql = createSql({ databaseUrl: url, poolSize });
+export async function withSql<T>(url: string, poolSize: number, fn: (sql: Sql) => Promise<T>, db?: Config['db']): Promise<T> {
+  const sql = createSql({ databaseUrl: url, poolSize, db });
   try {
     return await fn(sql);
   } finally {

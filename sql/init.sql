@@ -40,7 +40,11 @@ create table orders (
   coupon_id    integer,
   points_used  integer       not null default 0 check (points_used >= 0),
   status       order_status  not null default 'pending_payment',
-  created_at   timestamptz   not null default now()
+  created_at   timestamptz   not null default now(),
+  -- redis variant: the Redis reservation that took this order's units (null for other variants).
+  -- Written in the order's transaction, it is how the stock reconciler tells a committed order's
+  -- reservation (settle it) from an abandoned one (give its units back).
+  reservation_id uuid unique
 );
 create index orders_user_idx on orders (user_id);
 
@@ -63,7 +67,7 @@ create table user_coupon (
   threshold numeric(10,2) check (threshold >= 0),
   amount    numeric(10,2) check (amount >= 0),
   status    coupon_status not null default 'unused',
-  order_id  bigint        references orders (id),
+  order_id  bigint,       -- the order that used it: see user_coupon_names_its_order below
   used_at   timestamptz,
   check ((kind = 'discount' and rate is not null) or
          (kind = 'reduction' and threshold is not null and amount is not null)),
@@ -76,3 +80,14 @@ create table points (
   user_id integer primary key,
   balance integer not null constraint points_balance_not_negative check (balance >= 0)
 );
+
+-- An order's coupon is its user's, and on one order at most; a used coupon names that very
+-- order. Row locks keep these true in every transactional variant; the schema refuses them
+-- even from a variant that takes no locks.
+alter table user_coupon add constraint user_coupon_id_user_key unique (id, user_id);
+alter table orders add constraint orders_coupon_owned_by_user
+  foreign key (coupon_id, user_id) references user_coupon (id, user_id);
+create unique index orders_coupon_once on orders (coupon_id) where coupon_id is not null;
+alter table orders add constraint orders_id_coupon_key unique (id, coupon_id);
+alter table user_coupon add constraint user_coupon_names_its_order
+  foreign key (order_id, id) references orders (id, coupon_id);

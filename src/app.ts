@@ -1,34 +1,36 @@
 import { Hono } from 'hono';
-import type { Redis } from 'ioredis';
-import type { Config } from './config.ts';
-import type { Sql } from './connections.ts';
+import type { AppDeps, AppEnv } from './app-types.ts';
 import { AppError, errorBody, toAppError } from './errors.ts';
+import { createVariants } from './orders/variants/index.ts';
 import { healthRoutes } from './routes/health.ts';
 import { orderRoutes } from './routes/orders.ts';
 import { productRoutes } from './routes/products.ts';
+import { boundedPool } from './transaction.ts';
 
-export interface AppDeps {
-  sql: Sql;
-  redis: Redis;
-  config: Pick<Config, 'retry' | 'hashidsSalt' | 'bodyLimitBytes'>;
-  /** Called with failures that reach the client as 500, which are bugs. */
-  onInternalError?: (err: unknown) => void;
-}
-
-export type AppEnv = { Variables: { userId: number } };
+export type { AppDeps, AppEnv } from './app-types.ts';
 
 export function createApp(deps: AppDeps) {
+  const db = boundedPool(deps.sql, deps.config);
+  const variants = createVariants({ db, redis: deps.redis, config: deps.config });
   const app = new Hono<AppEnv>();
-  app.route('/orders', orderRoutes(deps));
-  app.route('/products', productRoutes(deps));
+
+  app.use('*', async (c, next) => {
+    c.set('deadline', Date.now() + deps.config.requestTimeoutMs);
+    await next();
+    // While draining, every answer closes its connection, so kept-alive clients move elsewhere.
+    if (deps.isDraining?.()) c.header('Connection', 'close');
+  });
+  app.route('/orders', orderRoutes({ ...deps, db, variants }));
+  app.route('/products', productRoutes(db));
   app.route('/health', healthRoutes(deps));
 
   app.notFound((c) => c.json(errorBody(new AppError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)), 404));
   app.onError((err, c) => {
     const appError = toAppError(err);
-    if (appError.status >= 500 && appError.code === 'INTERNAL') (deps.onInternalError ?? console.error)(err);
+    if (appError.code === 'INTERNAL') (deps.onInternalError ?? console.error)(err);
     if (appError.retryAfter !== undefined) c.header('Retry-After', String(appError.retryAfter));
-    return c.json(errorBody(appError), appError.status as 400);
+    if (deps.isDraining?.()) c.header('Connection', 'close');
+    return c.json(errorBody(appError), appError.status);
   });
   return app;
 }

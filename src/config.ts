@@ -14,6 +14,26 @@ const envSchema = z.object({
   RETRY_MAX_DELAY_MS: z.coerce.number().min(0).max(60_000).default(300),
   HASHIDS_SALT: z.string().default('order-placement-postgres'),
   BODY_LIMIT_BYTES: z.coerce.number().int().min(256).default(16 * 1024),
+  // Bounded waits (milliseconds). Under normal contention a lock is held for a few round trips, so
+  // a row lock waited on for a second is held by something that is not an order (a stuck session,
+  // a migration): the order gives up with 503 instead of tying up a pool connection.
+  DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(1).default(1_000),
+  DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(1).default(5_000),
+  // A transaction left idle this long belongs to a stuck or dead client: PostgreSQL ends it and frees its locks.
+  DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(1).default(10_000),
+  // How long a request may wait, in total, before its transaction starts (session lookup, Redis,
+  // a free pool connection). A transaction once started is never cut short: it is bounded by the
+  // lock and statement timeouts instead, so a 503 always means nothing was written.
+  REQUEST_TIMEOUT_MS: z.coerce.number().int().min(1).default(10_000),
+  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(1).default(1_000),
+  // Service processes behind one port; a supervisor restarts any that dies.
+  WEB_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
+  // On SIGTERM/SIGINT: stop accepting, let requests in flight finish this long, then close.
+  SHUTDOWN_DRAIN_MS: z.coerce.number().int().min(0).default(10_000),
+  // redis variant: a Redis take not settled by its order within this time is given back by the
+  // reconciler (it must outlast REQUEST_TIMEOUT_MS plus a transaction); reconciler period.
+  RESERVATION_TTL_MS: z.coerce.number().int().min(1).default(60_000),
+  RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(5_000),
 });
 
 export interface Config {
@@ -26,6 +46,12 @@ export interface Config {
   retry: { maxAttempts: number; baseDelayMs: number; maxDelayMs: number };
   hashidsSalt: string;
   bodyLimitBytes: number;
+  db: { lockTimeoutMs: number; statementTimeoutMs: number; idleInTransactionTimeoutMs: number };
+  requestTimeoutMs: number;
+  redisCommandTimeoutMs: number;
+  webConcurrency: number;
+  shutdownDrainMs: number;
+  reservations: { ttlMs: number; reconcileIntervalMs: number };
 }
 
 export class ConfigError extends Error {}
@@ -46,6 +72,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retry: { maxAttempts: e.RETRY_MAX_ATTEMPTS, baseDelayMs: e.RETRY_BASE_DELAY_MS, maxDelayMs: e.RETRY_MAX_DELAY_MS },
     hashidsSalt: e.HASHIDS_SALT,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    db: {
+      lockTimeoutMs: e.DB_LOCK_TIMEOUT_MS,
+      statementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+      idleInTransactionTimeoutMs: e.DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    },
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    webConcurrency: e.WEB_CONCURRENCY,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
+    reservations: { ttlMs: e.RESERVATION_TTL_MS, reconcileIntervalMs: e.RECONCILE_INTERVAL_MS },
   };
 }
 

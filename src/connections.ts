@@ -1,31 +1,41 @@
 import postgres from 'postgres';
 import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
-import { defineStockCommands } from './orders/redis-stock.ts';
 
 export type Sql = postgres.Sql;
 
-export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'>): Sql {
+/**
+ * A pool. With `db` timeouts (the service's pools) every session gets them at connect time, so no
+ * statement, lock wait or abandoned transaction can hold a connection without bound; without
+ * (admin work: schema, seed, audit) the server's defaults apply.
+ */
+export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'> & { db?: Config['db'] }): Sql {
+  const timeouts = config.db && {
+    lock_timeout: config.db.lockTimeoutMs,
+    statement_timeout: config.db.statementTimeoutMs,
+    idle_in_transaction_session_timeout: config.db.idleInTransactionTimeoutMs,
+  };
   return postgres(config.databaseUrl, {
     max: config.poolSize,
     transform: postgres.camel,
     onnotice: () => {},
     connect_timeout: 5,
-    connection: { application_name: 'order-placement' },
+    connection: { application_name: 'order-placement', ...timeouts },
   });
 }
 
-export function createRedis(config: Pick<Config, 'redisUrl' | 'redisKeyPrefix'>): Redis {
+export function createRedis(config: Pick<Config, 'redisUrl' | 'redisKeyPrefix'> & { redisCommandTimeoutMs?: number }): Redis {
   const redis = new Redis(config.redisUrl, {
     keyPrefix: config.redisKeyPrefix,
     lazyConnect: true,
     connectTimeout: 2_000,
+    // A paused or overloaded Redis must not hold requests: past this the command fails (503).
+    commandTimeout: config.redisCommandTimeoutMs,
     // Fail fast while Redis is down (the request gets a 503) instead of queueing commands.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
   });
   redis.on('error', () => {}); // reconnects on its own; commands fail with a mapped error meanwhile
-  defineStockCommands(redis);
   return redis;
 }
 

@@ -1,3 +1,5 @@
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { ReplyError } from 'ioredis';
 import postgres from 'postgres';
 
 // The one place where failures become HTTP statuses: domain errors thrown by the order code,
@@ -21,10 +23,12 @@ export type ErrorCode =
   | 'SERIALIZATION_FAILURE'
   | 'CONFLICT'
   | 'TIMEOUT'
+  | 'SERVICE_BUSY'
   | 'SERVICE_UNAVAILABLE'
+  | 'OUTCOME_UNKNOWN'
   | 'INTERNAL';
 
-const statusOf: Record<ErrorCode, number> = {
+const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   MALFORMED_JSON: 400,
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
@@ -42,14 +46,16 @@ const statusOf: Record<ErrorCode, number> = {
   SERIALIZATION_FAILURE: 409,
   CONFLICT: 409,
   TIMEOUT: 503,
+  SERVICE_BUSY: 503,
   SERVICE_UNAVAILABLE: 503,
+  OUTCOME_UNKNOWN: 503,
   INTERNAL: 500,
 };
 
 export type ErrorDetails = Record<string, unknown>;
 
 export class AppError extends Error {
-  readonly status: number;
+  readonly status: ContentfulStatusCode;
   constructor(
     readonly code: ErrorCode,
     message: string,
@@ -63,6 +69,7 @@ export class AppError extends Error {
   }
 }
 
+// serialization_failure, deadlock_detected
 const SERIALIZATION_SQLSTATES = new Set(['40001', '40P01']);
 
 export function isSerializationFailure(err: unknown): boolean {
@@ -74,34 +81,64 @@ const CONNECTION_CODES = new Set([
   'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
   'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND',
 ]);
-// admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections, database does not exist
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '3D000']);
 
-function isRedisError(err: Error): boolean {
+// admin_shutdown, crash_shutdown: the server is closing this connection.
+const SHUTDOWN_SQLSTATES = new Set(['57P01', '57P02']);
+
+/** A lost connection to PostgreSQL, or one the server is closing, rather than a refused statement. */
+export function isConnectionLoss(err: unknown): boolean {
+  if (err instanceof postgres.PostgresError) return SHUTDOWN_SQLSTATES.has(err.code);
+  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && CONNECTION_CODES.has(code);
+}
+
+/**
+ * The connection died while COMMIT was on its way and nobody could tell afterwards whether it
+ * committed. `result` is what the transaction would have returned.
+ */
+export class CommitOutcomeUnknown extends AppError {
+  constructor(readonly result: unknown) {
+    super('OUTCOME_UNKNOWN', 'the database connection was lost while the order was committing: it may have been placed');
+  }
+}
+
+// Redis replies that say the server cannot serve now (out of memory, a read-only replica,
+// loading its data set, busy with a script, a failover): worth a retry, so 503.
+const REDIS_UNAVAILABLE_REPLIES = new Set(['OOM', 'READONLY', 'LOADING', 'BUSY', 'MASTERDOWN', 'TRYAGAIN', 'CLUSTERDOWN']);
+
+function redisUnavailable(err: Error): boolean {
+  if (err instanceof ReplyError) return REDIS_UNAVAILABLE_REPLIES.has(redisReplyCode(err));
+  // ioredis reports a closed or timed-out connection with plain errors, told apart only by text.
   return err.name === 'MaxRetriesPerRequestError' ||
-    /Connection is closed|Stream isn't writeable|enableOfflineQueue/.test(err.message);
+    /^(Connection is closed|Stream isn't writeable|Command timed out)|enableOfflineQueue/.test(err.message);
+}
+
+/** The error prefix of a Redis reply error (`WRONGTYPE`, `OOM`, ...). */
+export function redisReplyCode(err: Error): string {
+  return err instanceof ReplyError ? err.message.split(' ', 1)[0]! : '';
 }
 
 /** Turns anything thrown while serving a request into a client-facing AppError. */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   if (err instanceof postgres.PostgresError) return fromSqlState(err);
+  if (isConnectionLoss(err)) return new AppError('SERVICE_UNAVAILABLE', 'the database is unavailable', {}, 1);
   if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === 'string' && CONNECTION_CODES.has(code)) {
-      return new AppError('SERVICE_UNAVAILABLE', 'the database is unavailable', {}, 1);
-    }
-    if (isRedisError(err)) return new AppError('SERVICE_UNAVAILABLE', 'redis is unavailable', {}, 1);
+    if (redisUnavailable(err)) return new AppError('SERVICE_UNAVAILABLE', 'redis is unavailable', {}, 1);
   }
   return new AppError('INTERNAL', 'internal error');
 }
 
+// Every SQLSTATE class a request can meet, decided on purpose. What is left as 500 (syntax and
+// access rule violations, class 42; features, 0A; ...) is a bug in this service, not something
+// a client or an outage can cause.
 function fromSqlState(err: postgres.PostgresError): AppError {
-  if (SERIALIZATION_SQLSTATES.has(err.code)) {
+  const sqlstate = err.code;
+  if (SERIALIZATION_SQLSTATES.has(sqlstate)) {
     return new AppError('SERIALIZATION_FAILURE',
-      'the order conflicted with concurrent orders; retry it', { sqlstate: err.code }, 1);
+      'the order conflicted with concurrent orders; retry it', { sqlstate }, 1);
   }
-  if (err.code === '23514') {
+  if (sqlstate === '23514') {
     // check_violation: a concurrency control let a race through to the last line of defence.
     if (err.constraint_name === 'product_stock_not_negative') {
       return new AppError('OUT_OF_STOCK', 'a product sold out while the order was placed');
@@ -109,14 +146,25 @@ function fromSqlState(err: postgres.PostgresError): AppError {
     if (err.constraint_name === 'points_balance_not_negative') {
       return new AppError('POINTS_INSUFFICIENT', 'the points balance changed while the order was placed');
     }
-    return new AppError('CONFLICT', 'the order violates a data constraint', { constraint: err.constraint_name });
   }
-  if (err.code === '23505') {
+  // Integrity constraints (class 23): the data refused the order.
+  if (sqlstate.startsWith('23')) {
     return new AppError('CONFLICT', 'the order conflicts with existing data', { constraint: err.constraint_name });
   }
-  if (err.code === '57014') return new AppError('TIMEOUT', 'the database statement timed out', {}, 1);
-  if (UNAVAILABLE_SQLSTATES.has(err.code)) {
-    return new AppError('SERVICE_UNAVAILABLE', 'the database is unavailable', { sqlstate: err.code }, 1);
+  // lock_not_available: a row stayed locked past DB_LOCK_TIMEOUT_MS. query_canceled: a
+  // statement ran past DB_STATEMENT_TIMEOUT_MS. idle_in_transaction_session_timeout.
+  if (sqlstate === '55P03') return new AppError('TIMEOUT', 'a product or account stayed locked too long', { sqlstate }, 1);
+  if (sqlstate === '57014') return new AppError('TIMEOUT', 'the database statement timed out', { sqlstate }, 1);
+  if (sqlstate === '25P03') return new AppError('TIMEOUT', 'the transaction was idle too long', { sqlstate }, 1);
+  // Data exceptions (class 22): a value the request validation let through but the column refuses.
+  if (sqlstate.startsWith('22')) {
+    return new AppError('VALIDATION_FAILED', 'a value in the request is out of range', { sqlstate });
+  }
+  // Connection exceptions (08), insufficient resources (53), program limits (54), operator
+  // intervention (57: shutdown, crash, cannot connect now), system errors (58), internal (XX),
+  // an unknown database (3D000), a read-only standby (25006): the database cannot serve now.
+  if (['08', '53', '54', '57', '58', 'XX'].includes(sqlstate.slice(0, 2)) || ['3D000', '25006'].includes(sqlstate)) {
+    return new AppError('SERVICE_UNAVAILABLE', 'the database is unavailable', { sqlstate }, 1);
   }
   return new AppError('INTERNAL', 'internal error');
 }

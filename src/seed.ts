@@ -43,7 +43,7 @@ export function productPrice(options: Pick<SeedOptions, 'basePrice' | 'priceStep
   return new Decimal(options.basePrice).plus(new Decimal(options.priceStep).times(productId - 1)).toFixed(2);
 }
 
-/** Fills a freshly created schema (see recreateSchema) and the Redis sessions and stock mirrors. */
+/** Fills a freshly created schema (see recreateSchema) and the Redis sessions and stock mirrors (no reservation left open). */
 export async function seed(sql: Sql, redis: Redis, options: SeedOptions = DEFAULT_SEED): Promise<Seeded> {
   const o = options;
   await sql.begin(async (tx) => {

@@ -84,7 +84,7 @@ describe('reads', () => {
   test('GET /health reports both dependencies', async () => {
     const res = await env.app.request('/health');
     assert.equal(res.status, 200);
-    assert.deepEqual(await json(res), { postgres: 'ok', redis: 'ok' });
+    assert.deepEqual(await json(res), { status: 'ok', postgres: 'ok', redis: 'ok' });
   });
 });
 

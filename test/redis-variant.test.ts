@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, test } from 'node:test';
-import { readMirroredStock } from '../src/orders/redis-stock.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createRedis } from '../src/connections.ts';
+import {
+  loadStockMirrors, newReservation, openReservationIds, readMirroredStock, takeMirroredStock,
+} from '../src/orders/redis-stock.ts';
+import { redisPrefiltered } from '../src/orders/variants/redis.ts';
 import { DISCOUNT_RATE, couponIdsOf, DEFAULT_SEED } from '../src/seed.ts';
+import { boundedPool } from '../src/transaction.ts';
 import { createTestEnv, dbState, json, productRow, type TestEnv } from './helpers.ts';
 
 let env: TestEnv;
@@ -14,6 +20,15 @@ const mirrorOf = async (productId: number) => (await readMirroredStock(env.redis
 test('reset mirrors database stock into Redis', async () => {
   assert.equal(await mirrorOf(1), 5);
   assert.equal(await mirrorOf(10), 5);
+});
+
+test('a reset copies the database stock and forgets open reservations', async () => {
+  assert.deepEqual(await takeMirroredStock(env.redis, newReservation([{ productId: 1, count: 2 }], 60_000)), { taken: true });
+  await env.sql`update product set stock = 4 where id = 2`;
+  await loadStockMirrors(env.sql, env.redis);
+  assert.equal(await mirrorOf(1), 5);
+  assert.equal(await mirrorOf(2), 4);
+  assert.deepEqual(await openReservationIds(env.redis), []);
 });
 
 test('a sold-out order is turned away by Redis without touching PostgreSQL', async () => {
@@ -67,6 +82,7 @@ test('units go back to Redis, once, when the database step fails (coupon already
   assert.equal(res.status, 409);
   assert.equal((await json(res)).error.code, 'COUPON_INVALID');
   assert.equal(await mirrorOf(2), 5, 'the 2 units taken in Redis were given back');
+  assert.deepEqual(await openReservationIds(env.redis), [], 'and the reservation closed');
   assert.deepEqual(await productRow(env.sql, 2), { stock: 5, sales: 0 });
 });
 
@@ -75,6 +91,28 @@ test('units go back when the database disagrees with the mirror (price changed)'
   const res = await env.order('redis', 1, env.body([{ productId: 3, count: 1 }]));
   assert.equal((await json(res)).error.code, 'PRICE_CHANGED');
   assert.equal(await mirrorOf(3), 5);
+  assert.deepEqual(await openReservationIds(env.redis), []);
+});
+
+test('a take that timed out on the client but ran later on the server is given back', async () => {
+  const redis = createRedis({ ...env.config, redisCommandTimeoutMs: 100 });
+  await redis.connect();
+  try {
+    const logged: string[] = [];
+    const place = redisPrefiltered({ db: boundedPool(env.sql, env.config), redis, config: env.config, log: (m) => logged.push(m) });
+    // The server keeps this connection busy for 500 ms: commands sent meanwhile time out on the
+    // client, and run afterwards all the same.
+    redis.blpop('never-pushed', 0.5).catch(() => {});
+    await assert.rejects(place(1, env.body([{ productId: 1, count: 2 }])), /Command timed out/);
+    await sleep(600);
+    await redis.ping();
+    assert.equal(await mirrorOf(1), 5);
+    assert.deepEqual(await openReservationIds(env.redis), []);
+    assert.deepEqual(await productRow(env.sql, 1), { stock: 5, sales: 0 });
+    assert.equal(logged.length, 1, 'the give-back timed out on the client too, and said so');
+  } finally {
+    redis.disconnect();
+  }
 });
 
 test('when Redis is unreachable the redis variant answers 503, not 500', async () => {
@@ -84,5 +122,5 @@ test('when Redis is unreachable the redis variant answers 503, not 500', async (
   assert.equal((await json(res)).error.code, 'SERVICE_UNAVAILABLE');
   const health = await env.app.request('/health');
   assert.equal(health.status, 503);
-  assert.deepEqual(await json(health), { postgres: 'ok', redis: 'unreachable' });
+  assert.deepEqual(await json(health), { status: 'degraded', postgres: 'ok', redis: 'unreachable' });
 });

@@ -1,5 +1,6 @@
 import { Decimal } from 'decimal.js';
 import { AppError } from '../errors.ts';
+import type { CommitCheck } from '../transaction.ts';
 import { priceOrder } from './pricing.ts';
 import * as q from './queries.ts';
 import type { OrderItem, OrderRequest } from './request.ts';
@@ -14,7 +15,9 @@ export interface PlacedOrder {
   pointsUsed: number;
 }
 
-export async function placeOrder(db: q.Db, userId: number, req: OrderRequest): Promise<PlacedOrder> {
+/** `reservationId`: the redis variant's Redis reservation, stored on the order row in the same insert. */
+export async function placeOrder(db: q.Db, userId: number, req: OrderRequest,
+  reservationId: string | null = null): Promise<PlacedOrder> {
   const items = sortByProductId(req.items);
   const points = req.points ?? 0;
 
@@ -42,10 +45,16 @@ export async function placeOrder(db: q.Db, userId: number, req: OrderRequest): P
   const [, , order] = await Promise.all([
     q.takeStock(db, items),
     price.pointsUsed > 0 ? q.spendPoints(db, userId, price.pointsUsed) : undefined,
-    q.insertOrder(db, { userId, totalAmount, couponId: req.couponId ?? null, pointsUsed: price.pointsUsed, lines }),
+    q.insertOrder(db,
+      { userId, totalAmount, couponId: req.couponId ?? null, pointsUsed: price.pointsUsed, lines, reservationId }),
   ]);
   if (req.couponId !== undefined && !order.couponMarked) throw couponUsed(req.couponId);
   return { id: order.id, createdAt: order.createdAt, totalAmount, pointsUsed: price.pointsUsed };
+}
+
+/** For inTransaction: an order whose COMMIT answer was lost committed exactly if its row exists. */
+export function orderCommitCheck(db: q.Db): CommitCheck<PlacedOrder> {
+  return { committed: (order) => q.orderExists(db, order.id) };
 }
 
 export function sortByProductId<T extends { productId: number }>(items: T[]): T[] {

@@ -83,6 +83,8 @@ export interface NewOrder {
   couponId: number | null;
   pointsUsed: number;
   lines: { productId: number; snapshotId: number; count: number; unitPrice: string }[];
+  /** The redis variant's reservation (null elsewhere): its row tells the reconciler the order committed. */
+  reservationId: string | null;
 }
 
 /**
@@ -93,8 +95,8 @@ export interface NewOrder {
 export async function insertOrder(db: Db, o: NewOrder): Promise<{ id: number; createdAt: Date; couponMarked: boolean }> {
   const [row] = await db<{ id: string; createdAt: Date; couponMarked: boolean }[]>`
     with new_order as (
-      insert into orders (user_id, total_amount, coupon_id, points_used)
-      values (${o.userId}, ${o.totalAmount}, ${o.couponId}, ${o.pointsUsed})
+      insert into orders (user_id, total_amount, coupon_id, points_used, reservation_id)
+      values (${o.userId}, ${o.totalAmount}, ${o.couponId}, ${o.pointsUsed}, ${o.reservationId}::uuid)
       returning id, created_at
     ), lines as (
       insert into order_item (order_id, product_id, snapshot_id, count, unit_price)
@@ -113,6 +115,12 @@ export async function insertOrder(db: Db, o: NewOrder): Promise<{ id: number; cr
 }
 
 // Reads outside order placement.
+
+/** Those of `ids` that name a product (no lock: for telling an unknown product from a lost mirror). */
+export async function existingProductIds(db: Db, ids: number[]): Promise<Set<number>> {
+  const rows = await db<{ id: number }[]>`select id from product where id = any(${ids}::int[])`;
+  return new Set(rows.map((r) => r.id));
+}
 
 export function listProducts(db: Db) {
   return db<ProductRow[]>`
@@ -139,4 +147,9 @@ export async function findOrder(db: Db, id: number, userId: number) {
     from order_item i join product_snapshot s on s.id = i.snapshot_id
     where i.order_id = ${id} order by i.product_id`;
   return { order, items };
+}
+
+export async function orderExists(db: Db, id: number): Promise<boolean> {
+  const [row] = await db`select 1 from orders where id = ${id}`;
+  return row !== undefined;
 }

@@ -1,6 +1,6 @@
 import { createMiddleware } from 'hono/factory';
 import type { Redis } from 'ioredis';
-import type { AppEnv } from '../app.ts';
+import type { AppEnv } from '../app-types.ts';
 import { AppError } from '../errors.ts';
 import { findSessionUser } from '../sessions.ts';
 

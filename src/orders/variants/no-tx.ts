@@ -1,3 +1,4 @@
+import { withConnection } from '../../transaction.ts';
 import { placeOrder } from '../place-order.ts';
 import type { PlaceOrderFn, VariantDeps } from './types.ts';
 
@@ -6,6 +7,7 @@ import type { PlaceOrderFn, VariantDeps } from './types.ts';
 // leaves the other writes in place: orders for units never taken, orders the client was told
 // failed, a coupon on two orders.
 // Kept to show that damage, never to be copied.
-export function noTx({ sql }: VariantDeps): PlaceOrderFn {
-  return (userId, request) => placeOrder(sql, userId, request);
+export function noTx({ db }: VariantDeps): PlaceOrderFn {
+  return (userId, request, { deadline } = {}) =>
+    withConnection(db, () => placeOrder(db.sql, userId, request), deadline);
 }

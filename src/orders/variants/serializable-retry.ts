@@ -1,17 +1,19 @@
 import pRetry from 'p-retry';
 import { isSerializationFailure } from '../../errors.ts';
-import { serializable } from './serializable.ts';
+import { inTransaction } from '../../transaction.ts';
+import { orderCommitCheck, placeOrder } from '../place-order.ts';
 import type { PlaceOrderFn, VariantDeps } from './types.ts';
 
 // SERIALIZABLE, and the server retries instead of the buyer. The *whole* transaction is re-run:
 // its reads are stale, so retrying only the failed statement would act on old stock.
 // Jittered exponential backoff spreads the retries of colliding orders apart; attempts are
-// bounded, after which the 40001 reaches the client as 409 with Retry-After.
-export function serializableRetry(deps: VariantDeps): PlaceOrderFn {
-  const once = serializable(deps);
-  const { maxAttempts, baseDelayMs, maxDelayMs } = deps.config.retry;
-  return (userId, request) =>
-    pRetry(() => once(userId, request), {
+// bounded, after which the 40001 reaches the client as 409 with Retry-After. Each attempt gives
+// its connection back before the backoff, so sleeping buyers do not hold the pool.
+export function serializableRetry({ db, config }: VariantDeps): PlaceOrderFn {
+  const { maxAttempts, baseDelayMs, maxDelayMs } = config.retry;
+  const check = orderCommitCheck(db.sql);
+  return (userId, request, { deadline } = {}) =>
+    pRetry(() => inTransaction(db, 'serializable', (tx) => placeOrder(tx, userId, request), deadline, check), {
       retries: maxAttempts - 1,
       factor: 2,
       minTimeout: baseDelayMs,

@@ -1,0 +1,56 @@
+import { serve } from '@hono/node-server';
+import type { Server } from 'node:http';
+import { createApp } from './app.ts';
+import type { Config } from './config.ts';
+import { connectAll, createRedis, createSql } from './connections.ts';
+import { reconcileStockMirrors, startStockReconciler } from './orders/stock-reconciler.ts';
+
+// One service process: its own pool, Redis client and HTTP server. Started by the supervisor
+// (src/supervisor.ts), which restarts it if it dies; it tells the supervisor when it listens.
+
+export async function runWorker(config: Config) {
+  const sql = createSql(config);
+  // /health's own connection, so that it can answer while every pool connection is busy.
+  const healthSql = createSql({ databaseUrl: config.databaseUrl, poolSize: 1, db: config.db });
+  const redis = createRedis(config);
+  const closeConnections = () => Promise.allSettled([sql.end({ timeout: 5 }), healthSql.end({ timeout: 1 }), redis.quit()]);
+  try {
+    await connectAll(sql, redis, config);
+    await reconcileStockMirrors(sql, redis).catch((err: { code?: string }) => {
+      if (err.code === '42P01') throw new Error('the database has no order schema yet: run `npm run db:reset` first');
+      // Rows busy under load (lock_not_available): the periodic run and the order path repair mirrors.
+      if (err.code !== '55P03') throw err;
+      console.error('stock mirrors not reconciled at start-up (product rows busy); the periodic run will');
+    });
+  } catch (err) {
+    await closeConnections();
+    throw err;
+  }
+
+  const reconciler = startStockReconciler({ sql, redis, intervalMs: config.reservations.reconcileIntervalMs });
+  let draining = false;
+  const app = createApp({ sql, healthSql, redis, config, isDraining: () => draining });
+  const server = serve({ fetch: app.fetch, port: config.port, hostname: '127.0.0.1' }, (info) => {
+    console.log(`order service listening on http://127.0.0.1:${info.port} (pool ${config.poolSize}, pid ${process.pid})`);
+    process.send?.('ready');
+  }) as Server;
+
+  // Drain: stop accepting, answer what is in flight with `Connection: close` (so kept-alive
+  // clients leave), and after SHUTDOWN_DRAIN_MS cut the connections that are still open.
+  const drain = () => {
+    if (draining) return;
+    draining = true;
+    const cut = setTimeout(() => server.closeAllConnections(), config.shutdownDrainMs);
+    server.close(async () => {
+      clearTimeout(cut);
+      await reconciler.stop();
+      await closeConnections();
+      process.exit(0);
+    });
+    server.closeIdleConnections();
+  };
+  process.on('SIGTERM', drain);
+  process.on('SIGINT', drain);
+  // The supervisor is gone (killed): nobody would restart or stop this process any more.
+  process.on('disconnect', drain);
+}

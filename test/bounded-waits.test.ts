@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { createApp } from '../src/app.ts';
+import { createRedis, createSql } from '../src/connections.ts';
+import { freePort } from '../src/free-port.ts';
+import { saveSessions } from '../src/sessions.ts';
+import { createTestEnv, dbState, json, productRow, type TestEnv } from './helpers.ts';
+
+// A row held elsewhere, an exhausted pool, a paused Redis: every request is answered within a
+// bound, with 503 and Retry-After, and writes nothing; /health keeps answering.
+
+/** Holds product `id`'s row lock in a transaction of its own until `release` is called. */
+async function holdRow(sql: TestEnv['sql'], id: number) {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => { locked = resolve; });
+  const holder = sql.begin(async (tx) => {
+    await tx`select 1 from product where id = ${id} for update`;
+    locked();
+    await released;
+  });
+  await isLocked;
+  return async () => { release(); await holder; };
+}
+
+async function timed<T>(work: T | Promise<T>): Promise<{ value: T; ms: number }> {
+  const t0 = performance.now();
+  const value = await work;
+  return { value, ms: performance.now() - t0 };
+}
+
+describe('a product row locked by another session', () => {
+  let env: TestEnv;
+  before(async () => { env = await createTestEnv({ db: { lockTimeoutMs: 300, statementTimeoutMs: 5_000, idleInTransactionTimeoutMs: 10_000 } }); });
+  after(async () => { await env?.close(); });
+  beforeEach(async () => { await env.reset(); });
+
+  for (const variant of ['row-lock', 'serializable-retry', 'redis']) {
+    test(`${variant}: orders for it get 503 TIMEOUT after the lock timeout; other products sell`, async () => {
+      const unlock = await holdRow(env.sql, 1);
+      try {
+        const before = await dbState(env.sql);
+        const { value: res, ms } = await timed(env.order(variant, 1, env.body([{ productId: 1, count: 1 }])));
+        const body = await json(res);
+        assert.equal(res.status, 503, JSON.stringify(body));
+        assert.equal(body.error.code, 'TIMEOUT');
+        assert.equal(res.headers.get('Retry-After'), '1');
+        assert.ok(ms < 3_000, `answered after ${Math.round(ms)} ms`);
+        assert.deepEqual(await dbState(env.sql), before, 'nothing written');
+
+        const other = await env.order(variant, 2, env.body([{ productId: 2, count: 1 }]));
+        assert.equal(other.status, 201);
+        assert.deepEqual(await productRow(env.sql, 2), { stock: 999, sales: 1 });
+      } finally {
+        await unlock();
+      }
+      assert.deepEqual(await productRow(env.sql, 1), { stock: 1000, sales: 0 });
+    });
+  }
+});
+
+describe('every pool connection busy', () => {
+  let env: TestEnv;
+  before(async () => {
+    env = await createTestEnv({ poolSize: 2, requestTimeoutMs: 300,
+      db: { lockTimeoutMs: 4_000, statementTimeoutMs: 10_000, idleInTransactionTimeoutMs: 10_000 } });
+  });
+  after(async () => { await env?.close(); });
+  beforeEach(async () => { await env.reset(); });
+
+  test('a request that gets no connection in time is refused with 503 SERVICE_BUSY; /health answers at once', async () => {
+    const healthSql = createSql({ ...env.config, poolSize: 1 });
+    // The row holder and the checks use connections of their own: the app's two are the point.
+    const admin = createSql({ databaseUrl: env.config.databaseUrl, poolSize: 2 });
+    const app = createApp({ sql: env.sql, healthSql, redis: env.redis, config: env.config });
+    const unlock = await holdRow(admin, 1);
+    try {
+      const order = (path: string, init?: RequestInit) => app.request(path, init);
+      const buy = (user: number, productId: number) => order('/orders/row-lock', {
+        method: 'POST', headers: { Authorization: `Bearer seed-${user}` }, body: JSON.stringify(env.body([{ productId, count: 1 }])),
+      });
+      // Two orders wait on the held row, one per pool connection.
+      const stuck = [buy(1, 1), buy(2, 1)];
+      await new Promise((r) => setTimeout(r, 100));
+      const before = await dbState(admin);
+      const { value: res, ms } = await timed(buy(3, 2));
+      const body = await json(res);
+      assert.equal(res.status, 503, JSON.stringify(body));
+      assert.equal(body.error.code, 'SERVICE_BUSY');
+      assert.equal(res.headers.get('Retry-After'), '1');
+      assert.ok(ms >= 250 && ms < 2_000, `refused after ${Math.round(ms)} ms`);
+
+      const products = await order('/products');
+      assert.equal(products.status, 503);
+      assert.equal((await json(products)).error.code, 'SERVICE_BUSY');
+
+      const { value: health, ms: healthMs } = await timed(order('/health'));
+      assert.equal(health.status, 200);
+      assert.ok(healthMs < 1_000, `/health took ${Math.round(healthMs)} ms`);
+      assert.deepEqual(await dbState(admin), before, 'nothing written while busy');
+      await unlock();
+      assert.deepEqual((await Promise.all(stuck)).map((r) => r.status), [201, 201], 'the waiting orders went through');
+    } finally {
+      await unlock();
+      await Promise.all([healthSql.end({ timeout: 1 }), admin.end({ timeout: 1 })]);
+    }
+  });
+});
+
+describe('Redis paused (a redis-server of this test\'s own)', () => {
+  let env: TestEnv;
+  let server: ChildProcess;
+  let redisUrl: string;
+  before(async () => {
+    env = await createTestEnv({ redisCommandTimeoutMs: 300 });
+    const port = await freePort();
+    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    redisUrl = `redis://127.0.0.1:${port}`;
+    for (let i = 0; i < 50; i++) {
+      const probe = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null });
+      probe.on('error', () => {});
+      const up = await probe.connect().then(() => true, () => false);
+      probe.disconnect();
+      if (up) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+  after(async () => {
+    server?.kill();
+    if (server) await once(server, 'exit');
+    await env?.close();
+  });
+
+  test('orders and /health answer 503 within the command timeout instead of hanging', async () => {
+    await env.reset();
+    const redis = createRedis({ ...env.config, redisUrl, redisKeyPrefix: '' });
+    await redis.connect();
+    await saveSessions(redis, [{ sessionId: 'seed-1', userId: 1 }]);
+    const app = createApp({ sql: env.sql, redis, config: env.config });
+    const admin = new Redis(redisUrl);
+    try {
+      await admin.call('CLIENT', 'PAUSE', '3000', 'ALL');
+      const before = await dbState(env.sql);
+      const { value: res, ms } = await timed(app.request('/orders/row-lock', {
+        method: 'POST', headers: { Authorization: 'Bearer seed-1' }, body: JSON.stringify(env.body([{ productId: 1, count: 1 }])),
+      }));
+      const body = await json(res);
+      assert.equal(res.status, 503, JSON.stringify(body));
+      assert.equal(body.error.code, 'SERVICE_UNAVAILABLE');
+      assert.equal(res.headers.get('Retry-After'), '1');
+      assert.ok(ms < 2_000, `answered after ${Math.round(ms)} ms`);
+      const { value: health, ms: healthMs } = await timed(app.request('/health'));
+      assert.equal(health.status, 503);
+      assert.deepEqual(await json(health), { status: 'degraded', postgres: 'ok', redis: 'timeout' });
+      assert.ok(healthMs < 1_500, `/health took ${Math.round(healthMs)} ms`);
+      assert.deepEqual(await dbState(env.sql), before);
+    } finally {
+      await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+      admin.disconnect();
+      redis.disconnect();
+    }
+  });
+});
