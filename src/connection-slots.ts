@@ -39,7 +39,7 @@ export class ConnectionSlots {
         grant: () => { clearTimeout(waiter.timer); resolve(); },
         timer: setTimeout(() => {
           this.waiting.splice(this.waiting.indexOf(waiter), 1);
-          reject(new AppError('SERVICE_BUSY', 'every database connection stayed busy until the request timed out', {}, 1));
+          reject(busy());
         }, Math.max(0, deadline - Date.now())),
       };
       this.waiting.push(waiter);
@@ -51,4 +51,9 @@ export class ConnectionSlots {
     if (next) next.grant(); // the slot passes straight to the next waiter
     else this.free++;
   }
+}
+
+/** The request's time to start its database work ran out; nothing was written. */
+export function busy() {
+  return new AppError('SERVICE_BUSY', 'no database connection could be had before the request timed out', {}, 1);
 }

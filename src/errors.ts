@@ -98,7 +98,8 @@ export function isConnectionLoss(err: unknown): boolean {
  */
 export class CommitOutcomeUnknown extends AppError {
   constructor(readonly result: unknown) {
-    super('OUTCOME_UNKNOWN', 'the database connection was lost while the order was committing: it may have been placed');
+    // Retry-After: when to ask again (GET the order), not to place it again blindly.
+    super('OUTCOME_UNKNOWN', 'the database connection was lost while the order was committing: it may have been placed', {}, 1);
   }
 }
 

@@ -1,5 +1,5 @@
 import type postgres from 'postgres';
-import { ConnectionSlots } from './connection-slots.ts';
+import { busy, ConnectionSlots } from './connection-slots.ts';
 import type { Sql } from './connections.ts';
 import { CommitOutcomeUnknown, isConnectionLoss } from './errors.ts';
 
@@ -37,13 +37,18 @@ const CHECK_EVERY_MS = 250;
  */
 export async function inTransaction<T>(db: Database, isolation: Isolation, fn: (tx: postgres.TransactionSql) => Promise<T>,
   deadline?: number, check?: CommitCheck<T>): Promise<T> {
+  const until = deadline ?? Date.now() + db.defaultWaitMs;
   let finished: { result: T } | undefined;
   try {
     return await withConnection(db, () => db.sql.begin(`isolation level ${isolation}`, async (tx) => {
+      // A connection granted in time can still take long to open (a database restarting); a
+      // transaction that could only begin after the deadline is not started: its client may have
+      // given up, and must not find an order it was never told of.
+      if (Date.now() > until) throw busy();
       const result = await fn(tx);
       finished = { result };
       return result;
-    }) as Promise<T>, deadline);
+    }) as Promise<T>, until);
   } catch (err) {
     if (!finished || !check || !isConnectionLoss(err)) throw err;
     const committed = await askUntil(() => check.committed(finished!.result), Date.now() + CHECK_FOR_MS);

@@ -7,6 +7,7 @@ import { createApp } from '../src/app.ts';
 import { createRedis, createSql } from '../src/connections.ts';
 import { freePort } from '../src/free-port.ts';
 import { saveSessions } from '../src/sessions.ts';
+import { boundedPool, inTransaction } from '../src/transaction.ts';
 import { createTestEnv, dbState, json, productRow, type TestEnv } from './helpers.ts';
 
 // A row held elsewhere, an exhausted pool, a paused Redis: every request is answered within a
@@ -108,6 +109,27 @@ describe('every pool connection busy', () => {
       await unlock();
       await Promise.all([healthSql.end({ timeout: 1 }), admin.end({ timeout: 1 })]);
     }
+  });
+});
+
+describe('a connection obtained only after the request\'s deadline', () => {
+  let env: TestEnv;
+  before(async () => { env = await createTestEnv(); });
+  after(async () => { await env?.close(); });
+
+  test('starts no work: 503 SERVICE_BUSY, the transaction body never runs', async () => {
+    await env.reset();
+    // A free slot is granted at once; what matters is that the connection came too late (here:
+    // the deadline has passed already, as after a slow reconnect to a restarting database).
+    const db = boundedPool(env.sql, { poolSize: 2, requestTimeoutMs: 1_000 });
+    let ran = false;
+    const outcome = await inTransaction(db, 'read committed', async (tx) => {
+      ran = true;
+      await tx`update product set stock = stock - 1 where id = 1`;
+    }, Date.now() - 1).then(() => 'done', (err: { code?: string }) => err.code);
+    assert.equal(outcome, 'SERVICE_BUSY');
+    assert.equal(ran, false);
+    assert.deepEqual(await productRow(env.sql, 1), { stock: 1000, sales: 0 });
   });
 });
 

@@ -65,7 +65,7 @@ export function orderRoutes({ db, redis, config, variants }: AppDeps & { db: Dat
     if (!(err instanceof CommitOutcomeUnknown)) return err;
     const order = err.result as PlacedOrder;
     const orderNo = orderNumbers.format(order.id, order.createdAt);
-    return new AppError(err.code, `${err.message}: GET /orders/${orderNo} tells`, { orderNo });
+    return new AppError(err.code, `${err.message}: GET /orders/${orderNo} tells`, { orderNo }, err.retryAfter);
   }
 
   return app;
