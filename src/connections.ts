@@ -20,6 +20,9 @@ export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'> & { d
     transform: postgres.camel,
     onnotice: () => {},
     connect_timeout: 5,
+    // The default reconnect delay grows with every failed connect of the whole pool, to 10-20 s
+    // after a five-second outage, and queued work waits for it: retry within a second instead.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     connection: { application_name: 'order-placement', ...timeouts },
   });
 }

@@ -2,9 +2,10 @@ import cluster, { type Worker } from 'node:cluster';
 
 // Runs WEB_CONCURRENCY service processes behind one port and restarts any that dies: a failure
 // nobody foresaw (a driver bug, an out-of-memory) costs the requests in flight on that process,
-// not the service. A worker that dies before it ever listened is a start-up failure (bad
-// configuration, database unreachable): the supervisor then stops with its exit code instead of
-// restarting it forever.
+// not the service. Before the service has ever listened, a worker that dies is a start-up failure
+// (bad configuration, database unreachable): the supervisor then stops with its exit code. After
+// that, a replacement that cannot start yet (the database still restarting) is retried, with a
+// growing delay, until it can.
 
 const MAX_RESTART_DELAY_MS = 5_000;
 /** A worker that lived this long is healthy again: the next restart starts without delay. */
@@ -12,14 +13,20 @@ const STABLE_MS = 10_000;
 
 export function runSupervisor(options: { workers: number; drainMs: number; env: Record<string, string> }) {
   const ready = new Set<number>();
+  let served = false;
   const startedAt = new Map<number, number>();
   let restartDelay = 0;
   let stopping = false;
 
   const fork = () => {
+    if (stopping) return; // a restart that was still waiting when the stop came
     const worker = cluster.fork(options.env);
     startedAt.set(worker.id, Date.now());
-    worker.on('message', (m) => { if (m === 'ready') ready.add(worker.id); });
+    worker.on('message', (m) => {
+      if (m !== 'ready') return;
+      ready.add(worker.id);
+      served = true;
+    });
   };
 
   cluster.on('exit', (worker: Worker, code, signal) => {
@@ -30,13 +37,14 @@ export function runSupervisor(options: { workers: number; drainMs: number; env: 
       if (!startedAt.size) process.exit(0);
       return;
     }
-    if (!wasReady) {
+    if (!served) {
       // Its own message (what failed, how to fix it) was printed by the worker.
       killAll('SIGKILL');
       process.exit(code || 1);
     }
     restartDelay = lived > STABLE_MS ? 0 : Math.min(MAX_RESTART_DELAY_MS, Math.max(100, restartDelay * 2));
-    console.error(`worker ${worker.process.pid} exited unexpectedly (${signal ?? `code ${code}`}); ` +
+    const what = wasReady ? 'exited unexpectedly' : 'could not start';
+    console.error(`worker ${worker.process.pid} ${what} (${signal ?? `code ${code}`}); ` +
       `starting a new one${restartDelay ? ` in ${restartDelay} ms` : ''}`);
     setTimeout(fork, restartDelay);
   });
@@ -54,6 +62,7 @@ export function runSupervisor(options: { workers: number; drainMs: number; env: 
       process.exit(1);
     }
     stopping = true;
+    if (!startedAt.size) process.exit(0);
     console.log(`${signal}: draining for up to ${options.drainMs} ms (send it again to stop at once)`);
     killAll('SIGTERM');
     setTimeout(() => { killAll('SIGKILL'); process.exit(1); }, options.drainMs + 5_000).unref();

@@ -38,17 +38,22 @@ const CHECK_EVERY_MS = 250;
 export async function inTransaction<T>(db: Database, isolation: Isolation, fn: (tx: postgres.TransactionSql) => Promise<T>,
   deadline?: number, check?: CommitCheck<T>): Promise<T> {
   const until = deadline ?? Date.now() + db.defaultWaitMs;
+  let started = false;
   let finished: { result: T } | undefined;
+  const transaction = withConnection(db, () => db.sql.begin(`isolation level ${isolation}`, async (tx) => {
+    // A connection granted in time can still take long to open (a database restarting); a
+    // transaction that could only begin after the deadline is not started: its client may have
+    // given up, and must not find an order it was never told of.
+    if (Date.now() > until) throw busy();
+    started = true;
+    const result = await fn(tx);
+    finished = { result };
+    return result;
+  }) as Promise<T>, until);
   try {
-    return await withConnection(db, () => db.sql.begin(`isolation level ${isolation}`, async (tx) => {
-      // A connection granted in time can still take long to open (a database restarting); a
-      // transaction that could only begin after the deadline is not started: its client may have
-      // given up, and must not find an order it was never told of.
-      if (Date.now() > until) throw busy();
-      const result = await fn(tx);
-      finished = { result };
-      return result;
-    }) as Promise<T>, until);
+    // Past the deadline, a transaction not yet begun never will (see above): answer now instead of
+    // waiting for a connection to open. One that has begun is waited for: its outcome is the answer.
+    return await beforeDeadline(transaction, until, () => !started);
   } catch (err) {
     if (!finished || !check || !isConnectionLoss(err)) throw err;
     const committed = await askUntil(() => check.committed(finished!.result), Date.now() + CHECK_FOR_MS);
@@ -56,6 +61,18 @@ export async function inTransaction<T>(db: Database, isolation: Isolation, fn: (
     if (committed === false) throw err;
     throw new CommitOutcomeUnknown(finished.result);
   }
+}
+
+function beforeDeadline<T>(work: Promise<T>, until: number, stillWaiting: () => boolean): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    const check = () => {
+      if (stillWaiting()) reject(busy());
+    };
+    timer = setTimeout(check, Math.max(0, until - Date.now()) + 1);
+  });
+  work.catch(() => {}); // settled later, unobserved, when the deadline answered first
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 async function askUntil(ask: () => Promise<boolean>, until: number): Promise<boolean | undefined> {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createApp } from '../src/app.ts';
@@ -130,6 +131,28 @@ describe('a connection obtained only after the request\'s deadline', () => {
     assert.equal(outcome, 'SERVICE_BUSY');
     assert.equal(ran, false);
     assert.deepEqual(await productRow(env.sql, 1), { stock: 1000, sales: 0 });
+  });
+});
+
+describe('a database that accepts connections but never answers', () => {
+  test('a request is answered 503 SERVICE_BUSY at its deadline, not after the connect timeout', async () => {
+    const blackhole = createServer(() => {}); // accepts, then stays silent: a server restarting
+    blackhole.listen(0, '127.0.0.1');
+    await once(blackhole, 'listening');
+    const { port } = blackhole.address() as { port: number };
+    const sql = createSql({ databaseUrl: `postgres://postgres@127.0.0.1:${port}/none`, poolSize: 1 });
+    try {
+      const db = boundedPool(sql, { poolSize: 1, requestTimeoutMs: 300 });
+      let ran = false;
+      const { value: outcome, ms } = await timed(inTransaction(db, 'read committed', async () => { ran = true; },
+        Date.now() + 300).then(() => 'done', (err: { code?: string }) => err.code));
+      assert.equal(outcome, 'SERVICE_BUSY');
+      assert.equal(ran, false);
+      assert.ok(ms < 1_500, `answered after ${Math.round(ms)} ms (connect_timeout is 5 s)`);
+    } finally {
+      await sql.end({ timeout: 0 });
+      blackhole.close();
+    }
   });
 });
 

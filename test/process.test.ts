@@ -88,6 +88,34 @@ test('a worker that dies is replaced; the service keeps answering', async () => 
   }
 });
 
+test('a replacement worker that cannot start yet is retried until it can; the service never stops', async () => {
+  const service = await npmStart({ WEB_CONCURRENCY: '1' });
+  try {
+    const workerPid = Number(/pid (\d+)\)/.exec(service.output())![1]);
+    // A worker cannot start without its tables (as without its database): take them away, kill it.
+    await env.sql`alter table product rename to product_away`;
+    process.kill(workerPid, 'SIGKILL');
+    for (let i = 0; i < 100 && !/could not start/.test(service.output()); i++) await sleep(100);
+    assert.match(service.output(), /could not start \(code 1\); starting a new one in \d+ ms/);
+    assert.equal(service.npm.exitCode, null, 'the supervisor is still running');
+    await env.sql`alter table product_away rename to product`;
+    let answered = false;
+    for (let i = 0; i < 100 && !answered; i++) {
+      await sleep(100);
+      answered = await fetch(`${service.url}/health`).then((r) => r.status === 200, () => false);
+    }
+    assert.ok(answered, service.output());
+    const res = await fetch(`${service.url}/orders/row-lock`, {
+      method: 'POST', headers: { Authorization: 'Bearer seed-1', 'Content-Type': 'application/json' },
+      body: JSON.stringify(env.body([{ productId: 1, count: 1 }])),
+    });
+    assert.equal(res.status, 201);
+  } finally {
+    service.npm.kill('SIGTERM');
+    await service.exited;
+  }
+});
+
 test('a second signal stops at once, even with a request still in flight', async () => {
   // A request stuck on a held row lock keeps the drain from finishing for 60 s.
   const service = await npmStart({ SHUTDOWN_DRAIN_MS: '60000', DB_LOCK_TIMEOUT_MS: '60000' });

@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { FAULT_NAMES } from '../bench/faults/faults.ts';
+
+// The fault bench in its reduced form, as a user runs it: a child process on servers of its own,
+// its exit code and its JSON. It restarts PostgreSQL under load, which used to kill the service
+// (postgres.js 3.4.9 throwing from nextWrite, patched in patches/): a supervisor restarting the
+// worker would hide that, so the test also requires that no worker exited.
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const VARIANTS = ['row-lock', 'redis'];
+const RECOVERY_BOUND_SEC = 30;
+let tmp = '';
+after(async () => { if (tmp) await rm(tmp, { recursive: true, force: true }); });
+
+function runFaultBench(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ['--import', 'tsx', 'bench/main.ts', '--faults', ...args], { cwd: ROOT, env, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+  });
+}
+
+test('bench --faults --quick: every fault survived, no 500, audits clean, recovered in bound, no worker crash', { timeout: 6 * 60_000 }, async () => {
+  // A TMPDIR of its own (readable by the `postgres` user the embedded server runs as when we are
+  // root), to check afterwards that the bench removed its servers' directories.
+  tmp = await mkdtemp(join(tmpdir(), 'faults-test-'));
+  await chmod(tmp, 0o755);
+  const out = join(tmp, 'results');
+  const { code, stdout, stderr } = await runFaultBench(['--quick', '--variants', VARIANTS.join(','),
+    '--recovery-bound', String(RECOVERY_BOUND_SEC), '--out', out], { ...process.env, TMPDIR: tmp });
+  const output = `exit ${code}\n${stdout.slice(-6000)}\n${stderr.slice(-4000)}`;
+
+  const files = await readdir(out).catch(() => [] as string[]);
+  assert.ok(files.some((f) => f.endsWith('-faults-quick.md')), `a -faults-quick.md in ${files}: ${output}`);
+  const json = files.find((f) => f.endsWith('-faults-quick.json'));
+  assert.ok(json, output);
+  const result = JSON.parse(await readFile(join(out, json), 'utf8'));
+  assert.equal(result.cells.length, FAULT_NAMES.length * VARIANTS.length);
+  // Finding 1 first: PostgreSQL restarted under load, and no service process died.
+  for (const c of result.cells.filter((c: any) => c.fault === 'postgres-restart')) {
+    assert.deepEqual([...c.workerExits, ...c.serviceDeaths], [], `${c.variant}: no worker exited unexpectedly: ${c.serviceErrors.join('\n')}`);
+  }
+  for (const c of result.cells) {
+    const at = `${c.fault}/${c.variant}`;
+    assert.ok(c.requests > 0, `${at}: load ran`);
+    assert.equal(c.outcomes.serverErrors, 0, `${at}: no 5xx but 503: ${JSON.stringify(c.outcomes.whole)}`);
+    assert.ok(c.outcomes.recoverySec !== null && c.outcomes.recoverySec <= RECOVERY_BOUND_SEC, `${at}: recovered, ${c.outcomes.recoverySec}`);
+    assert.ok(c.audit, `${at}: audited`);
+    assert.deepEqual(c.audit.problems.filter((p: string) => !p.startsWith('ordersWithoutSuccess')), [], `${at}: audit clean`);
+    assert.deepEqual(c.mismatched, [], `${at}: every 201 is its order`);
+    if (c.fault !== 'service-kill') assert.deepEqual(c.unannounced, [], `${at}: no order without its 201`);
+    if (c.variant === 'redis') assert.ok(c.mirrors && c.mirrors.equalAfterSec !== null, `${at}: mirrors equal the database: ${JSON.stringify(c.mirrors)}`);
+    assert.deepEqual([...c.workerExits, ...c.serviceDeaths], [], `${at}: no process died`);
+    assert.deepEqual(c.failures, [], at);
+  }
+  assert.equal(result.failed, false);
+  assert.equal(code, 0, output);
+
+  assert.deepEqual((await readdir(tmp)).filter((f) => f.startsWith('orders-bench-')), [], 'server directories removed');
+  const leftovers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(tmp));
+  assert.deepEqual(leftovers, [], 'no server process left running');
+});
