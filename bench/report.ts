@@ -81,17 +81,26 @@ function markdownReport(r: Report): string {
       'variant code without HTTP at the same concurrency and pool; HTTP/direct compares requests/s.',
   ];
   for (const [name, cells] of byScenario(r.cells)) {
-    lines.push('', `## ${scenarioTitle(name, cells)}`, '', `| ${HEADER.join(' | ')} |`, `|${HEADER.map(() => '---').join('|')}|`);
-    for (const row of rows(cells)) lines.push(`| ${row.map((c) => c.replaceAll('|', '/')).join(' | ')} |`);
+    lines.push('', `## ${scenarioTitle(name, cells)}`, '', ...markdownTable(HEADER, rows(cells)));
   }
   lines.push('', '## Targets', '', ...targetLines(r.targets).map((l) => `- ${l}`), '');
   return lines.join('\n');
 }
 
+/** A markdown table's lines; a `|` inside a cell would end it early. */
+export function markdownTable(header: string[], rows: string[][]): string[] {
+  return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`,
+    ...rows.map((row) => `| ${row.map((c) => c.replaceAll('|', '/')).join(' | ')} |`)];
+}
+
+/** Where a run's files go, without extension: its start time, then what kind of run (`-quick`, `-faults`). */
+export async function resultBase(outDir: string, date: string, suffix: string): Promise<string> {
+  await mkdir(outDir, { recursive: true });
+  return join(outDir, `${date.replace(/[:.]/g, '-')}${suffix}`);
+}
+
 export async function writeReport(r: Report): Promise<{ console: string; files: string[] }> {
-  await mkdir(r.outDir, { recursive: true });
-  const stamp = r.machine.date.replace(/[:.]/g, '-');
-  const base = join(r.outDir, `${stamp}${r.quick ? '-quick' : ''}`);
+  const base = await resultBase(r.outDir, r.machine.date, r.quick ? '-quick' : '');
   const json = {
     machine: r.machine,
     quick: r.quick,

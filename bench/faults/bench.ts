@@ -1,0 +1,60 @@
+import { loadConfig } from '../../src/config.ts';
+import { createOrderNumbers } from '../../src/orders/order-number.ts';
+import type { VariantName } from '../../src/orders/variants/index.ts';
+import { DEFAULT_SEED } from '../../src/seed.ts';
+import { describeMachine } from '../machine.ts';
+import type { OwnServices } from '../services.ts';
+import { runFaultCell, type FaultCell, type Timings } from './cell.ts';
+import type { FaultName } from './faults.ts';
+import { writeFaultReport } from './report.ts';
+
+// `bench --faults`: every chosen fault under every chosen variant, one after another on the
+// bench's own servers, then the report. Exit code 1 when any cell failed.
+
+export interface FaultBenchOptions {
+  faults: FaultName[];
+  variants: VariantName[];
+  clients: number;
+  pool: number;
+  workers: number;
+  timings: Timings;
+  quick: boolean;
+  out: string;
+}
+
+export async function runFaultBench(o: FaultBenchOptions, env: { services: OwnServices; databaseUrl: string; redisKeyPrefix: string;
+  log: (line: string) => void }): Promise<number> {
+  const started = Date.now();
+  const machine = await describeMachine(env.databaseUrl, o.pool, env.services.origin);
+  env.log(`fault bench: ${o.faults.length} faults x ${o.variants.length} variants, ${o.clients} clients, pool ${o.pool}, ` +
+    `${o.workers} workers, PostgreSQL ${machine.postgres.version} (${env.services.origin.postgres}), Redis (${env.services.origin.redis})`);
+  // Stock and points far beyond what the run can use: every refusal comes from the fault.
+  const seed = { ...DEFAULT_SEED, users: o.clients, stock: 10_000_000, pointsPerUser: 10_000_000 };
+  // The salt the service uses: it reads the same environment.
+  const numbers = createOrderNumbers(loadConfig().hashidsSalt);
+
+  const cells: FaultCell[] = [];
+  const total = o.faults.length * o.variants.length;
+  for (const fault of o.faults) {
+    for (const variant of o.variants) {
+      cells.push(await runFaultCell(fault, variant, {
+        services: env.services, databaseUrl: env.databaseUrl, redisKeyPrefix: env.redisKeyPrefix,
+        poolSize: o.pool, workers: o.workers, clients: o.clients, seed, timings: o.timings, numbers,
+        label: `[${cells.length + 1}/${total}] ${fault} ${variant}`, salt: cells.length,
+      }));
+    }
+  }
+
+  const written = await writeFaultReport({
+    cells, machine, quick: o.quick, outDir: o.out, durationSec: (Date.now() - started) / 1000,
+    settings: { clients: o.clients, pool: o.pool, workers: o.workers, timings: o.timings },
+  });
+  process.stdout.write(`\n${written.console}\n`);
+  env.log(`written: ${written.files.join(', ')}`);
+  const failed = cells.filter((c) => c.failures.length);
+  if (failed.length) {
+    env.log(`FAULT BENCH FAILED for ${failed.map((c) => `${c.fault}/${c.variant}`).join(', ')}`);
+    return 1;
+  }
+  return 0;
+}
