@@ -13,7 +13,7 @@ import { writeReport } from './report.ts';
 import { runCell, type Cell } from './run.ts';
 import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
 import { stopAllServices } from './service-process.ts';
-import { findServices, ownServices } from './services.ts';
+import { findServices, ownServices, USUAL_PROBES } from '../servers/services.ts';
 import { evaluateTargets } from './targets.ts';
 
 const positiveInt = (value: string) => {
@@ -57,8 +57,8 @@ const program = new Command('bench')
   .option('--recovery-bound <s>', '--faults: orders must succeed again within this after each fault', seconds, FAULT_DEFAULTS.recoveryBound)
   .option('--workers <n>', '--faults: service worker processes (WEB_CONCURRENCY)', positiveInt, FAULT_DEFAULTS.workers)
   .addOption(new Option('--probe-postgres <url>', 'where to look for PostgreSQL when DATABASE_URL is unset')
-    .default('postgres://postgres@127.0.0.1:5432/postgres'))
-  .addOption(new Option('--probe-redis <url>', 'where to look for Redis when REDIS_URL is unset').default('redis://127.0.0.1:6379'))
+    .default(USUAL_PROBES.probeDatabaseUrl))
+  .addOption(new Option('--probe-redis <url>', 'where to look for Redis when REDIS_URL is unset').default(USUAL_PROBES.probeRedisUrl))
   .addHelpText('after', `
 Scenarios (closed loop: users x orders each):
 ${SCENARIO_NAMES.map((s) => `  ${s.padEnd(11)} ${SCENARIOS[s].description}`).join('\n')}

@@ -9,25 +9,10 @@ import { createRedis, createSql } from '../src/connections.ts';
 import { freePort } from '../src/free-port.ts';
 import { saveSessions } from '../src/sessions.ts';
 import { boundedPool, inTransaction } from '../src/transaction.ts';
-import { createTestEnv, dbState, json, productRow, type TestEnv } from './helpers.ts';
+import { createTestEnv, dbState, holdRow, json, productRow, type TestEnv } from './helpers.ts';
 
 // A row held elsewhere, an exhausted pool, a paused Redis: every request is answered within a
 // bound, with 503 and Retry-After, and writes nothing; /health keeps answering.
-
-/** Holds product `id`'s row lock in a transaction of its own until `release` is called. */
-async function holdRow(sql: TestEnv['sql'], id: number) {
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => { release = resolve; });
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => { locked = resolve; });
-  const holder = sql.begin(async (tx) => {
-    await tx`select 1 from product where id = ${id} for update`;
-    locked();
-    await released;
-  });
-  await isLocked;
-  return async () => { release(); await holder; };
-}
 
 async function timed<T>(work: T | Promise<T>): Promise<{ value: T; ms: number }> {
   const t0 = performance.now();

@@ -100,3 +100,21 @@ export async function pointsOf(sql: Sql, userId: number) {
 export async function json(res: Response): Promise<any> {
   return res.json();
 }
+
+/**
+ * Holds product `id`'s row lock in a transaction of its own (as a stuck session would) until the
+ * returned function is called; any order that reaches the row waits behind it.
+ */
+export async function holdRow(sql: Sql, id: number): Promise<() => Promise<void>> {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => { release = resolve; });
+  let locked!: () => void;
+  const isLocked = new Promise<void>((resolve) => { locked = resolve; });
+  const holder = sql.begin(async (tx) => {
+    await tx`select 1 from product where id = ${id} for update`;
+    locked();
+    await released;
+  });
+  await isLocked;
+  return async () => { release(); await holder; };
+}

@@ -5,7 +5,7 @@ import { after, before, beforeEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { createApp } from '../src/app.ts';
-import { createTestEnv, json, type TestEnv } from './helpers.ts';
+import { createTestEnv, holdRow, json, type TestEnv } from './helpers.ts';
 
 // The service as its documented start command runs it (`npm start`): signals, draining, and the
 // supervisor that restarts a worker which dies.
@@ -119,9 +119,7 @@ test('a replacement worker that cannot start yet is retried until it can; the se
 test('a second signal stops at once, even with a request still in flight', async () => {
   // A request stuck on a held row lock keeps the drain from finishing for 60 s.
   const service = await npmStart({ SHUTDOWN_DRAIN_MS: '60000', DB_LOCK_TIMEOUT_MS: '60000' });
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => { release = resolve; });
-  const holder = env.sql.begin(async (tx) => { await tx`select 1 from product where id = 1 for update`; await released; });
+  const unlock = await holdRow(env.sql, 1);
   try {
     const stuck = fetch(`${service.url}/orders/row-lock`, {
       method: 'POST', headers: { Authorization: 'Bearer seed-1', 'Content-Type': 'application/json' },
@@ -138,8 +136,7 @@ test('a second signal stops at once, even with a request still in flight', async
     assert.notEqual(code, 0);
     assert.equal(await stuck, 'cut');
   } finally {
-    release();
-    await holder;
+    await unlock();
   }
   const [{ orders }] = await env.sql`select count(*)::int as orders from orders` as unknown as [{ orders: number }];
   assert.equal(orders, 0, 'the cut order was rolled back with its connection');

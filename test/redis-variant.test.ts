@@ -8,7 +8,7 @@ import {
 import { redisPrefiltered } from '../src/orders/variants/redis.ts';
 import { DISCOUNT_RATE, couponIdsOf, DEFAULT_SEED } from '../src/seed.ts';
 import { boundedPool } from '../src/transaction.ts';
-import { createTestEnv, dbState, json, productRow, type TestEnv } from './helpers.ts';
+import { createTestEnv, dbState, holdRow, json, productRow, type TestEnv } from './helpers.ts';
 
 let env: TestEnv;
 before(async () => { env = await createTestEnv(); });
@@ -38,16 +38,7 @@ test('a sold-out order is turned away by Redis without touching PostgreSQL', asy
 
   // Hold product 1's row lock in another transaction: any order that reached PostgreSQL would
   // block on it. The sold-out order must come back at once regardless.
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => { release = resolve; });
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => { locked = resolve; });
-  const holder = env.sql.begin(async (tx) => {
-    await tx`select 1 from product where id = 1 for update`;
-    locked();
-    await held;
-  });
-  await isLocked;
+  const unlock = await holdRow(env.sql, 1);
   try {
     const res = await Promise.race([
       env.order('redis', 2, env.body([{ productId: 1, count: 1 }])),
@@ -57,8 +48,7 @@ test('a sold-out order is turned away by Redis without touching PostgreSQL', asy
     assert.equal(res.status, 409);
     assert.equal(body.error.code, 'OUT_OF_STOCK');
   } finally {
-    release();
-    await holder;
+    await unlock();
   }
   assert.deepEqual(await dbState(env.sql), before);
   assert.equal(await mirrorOf(1), 0);

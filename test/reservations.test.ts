@@ -6,7 +6,7 @@ import {
   giveBackReservation, newReservation, openReservationIds, readMirroredStock, takeMirroredStock, type Line,
 } from '../src/orders/redis-stock.ts';
 import { reconcileStockMirrors, startStockReconciler } from '../src/orders/stock-reconciler.ts';
-import { createTestEnv, json, productRow, type TestEnv } from './helpers.ts';
+import { createTestEnv, holdRow, json, productRow, type TestEnv } from './helpers.ts';
 
 // The redis variant's reservations and the reconciler: every test reads Redis and the database
 // back. Seeded with 10 products of 1,000 units unless a test says otherwise.
@@ -127,16 +127,7 @@ test('an order that committed but was never settled: the reconciler settles it w
 
 test('an order that commits while the reconciler waits for its locks is settled, not counted as held', async () => {
   // The reconciler waits for product 1 (held here) before it locks product 2 ...
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => { release = resolve; });
-  let locked!: () => void;
-  const isLocked = new Promise<void>((resolve) => { locked = resolve; });
-  const holder = env.sql.begin(async (tx) => {
-    await tx`select 1 from product where id = 1 for update`;
-    locked();
-    await released;
-  });
-  await isLocked;
+  const unlock = await holdRow(env.sql, 1);
   const reconcile = reconcileStockMirrors(env.sql, env.redis);
   try {
     await untilSomeoneWaitsForALock();
@@ -145,8 +136,7 @@ test('an order that commits while the reconciler waits for its locks is settled,
     const reservation = await takeOnly([{ productId: 2, count: 2 }]);
     await env.sql.begin((tx) => placeOrder(tx, 1, env.body([{ productId: 2, count: 2 }]), reservation.id));
   } finally {
-    release();
-    await holder;
+    await unlock();
   }
   assert.deepEqual(await reconcile, { mirrorsChanged: 0, settled: 1, expired: 0 });
   assert.equal(await mirrorOf(2), 998);

@@ -3,7 +3,7 @@ import { createOrderNumbers } from '../../src/orders/order-number.ts';
 import type { VariantName } from '../../src/orders/variants/index.ts';
 import { DEFAULT_SEED } from '../../src/seed.ts';
 import { describeMachine } from '../machine.ts';
-import type { OwnServices } from '../services.ts';
+import type { OwnServices } from '../../servers/services.ts';
 import { runFaultCell, type FaultCell, type Timings } from './cell.ts';
 import type { FaultName } from './faults.ts';
 import { writeFaultReport } from './report.ts';

@@ -12,7 +12,7 @@ import { progress } from '../progress.ts';
 import { withSql } from '../run.ts';
 import { SCENARIOS } from '../scenarios.ts';
 import { startService, type ServiceSettings } from '../service-process.ts';
-import { freePort, type OwnServices } from '../services.ts';
+import { freePort, type OwnServices } from '../../servers/services.ts';
 import { startClients } from './clients.ts';
 import { FAULTS, type FaultName } from './faults.ts';
 import { waitForMirrors, type MirrorCheck } from './mirrors.ts';

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Sql } from '../../src/connections.ts';
-import type { OwnPostgres } from '../own-postgres.ts';
-import type { OwnRedis } from '../own-redis.ts';
+import type { OwnPostgres } from '../../servers/own-postgres.ts';
+import type { OwnRedis } from '../../servers/own-redis.ts';
 import type { FaultSpan } from './outcomes.ts';
 
 // The faults the service must survive under load. Each one is injected while the clients keep

