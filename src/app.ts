@@ -17,7 +17,8 @@ export function createApp(deps: AppDeps) {
   app.use('*', async (c, next) => {
     c.set('deadline', Date.now() + deps.config.requestTimeoutMs);
     await next();
-    // While draining, every answer closes its connection, so kept-alive clients move elsewhere.
+    // While draining, every answer closes its connection, so kept-alive clients move elsewhere
+    // (errors and 404s too: they are answered before this runs).
     if (deps.isDraining?.()) c.header('Connection', 'close');
   });
   app.route('/orders', orderRoutes({ ...deps, db, variants }));
@@ -29,7 +30,6 @@ export function createApp(deps: AppDeps) {
     const appError = toAppError(err);
     if (appError.code === 'INTERNAL') (deps.onInternalError ?? console.error)(err);
     if (appError.retryAfter !== undefined) c.header('Retry-After', String(appError.retryAfter));
-    if (deps.isDraining?.()) c.header('Connection', 'close');
     return c.json(errorBody(appError), appError.status);
   });
   return app;

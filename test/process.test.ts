@@ -151,4 +151,7 @@ test('while draining, /health answers 503 and every answer closes its connection
   const products = await app.request('/products');
   assert.equal(products.status, 200);
   assert.equal(products.headers.get('Connection'), 'close');
+  const refused = await app.request('/orders/row-lock', { method: 'POST', body: '{}' });
+  assert.equal(refused.status, 401);
+  assert.equal(refused.headers.get('Connection'), 'close');
 });
