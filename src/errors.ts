@@ -107,11 +107,17 @@ export class CommitOutcomeUnknown extends AppError {
 // loading its data set, busy with a script, a failover): worth a retry, so 503.
 const REDIS_UNAVAILABLE_REPLIES = new Set(['OOM', 'READONLY', 'LOADING', 'BUSY', 'MASTERDOWN', 'TRYAGAIN', 'CLUSTERDOWN']);
 
+// ioredis reports a closed or timed-out connection with plain errors, told apart only by text.
+
+/** A Redis command that got no answer within REDIS_COMMAND_TIMEOUT_MS (it may still run later). */
+export function isRedisCommandTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message === 'Command timed out';
+}
+
 function redisUnavailable(err: Error): boolean {
   if (err instanceof ReplyError) return REDIS_UNAVAILABLE_REPLIES.has(redisReplyCode(err));
-  // ioredis reports a closed or timed-out connection with plain errors, told apart only by text.
-  return err.name === 'MaxRetriesPerRequestError' ||
-    /^(Connection is closed|Stream isn't writeable|Command timed out)|enableOfflineQueue/.test(err.message);
+  return err.name === 'MaxRetriesPerRequestError' || isRedisCommandTimeout(err) ||
+    /^(Connection is closed|Stream isn't writeable)|enableOfflineQueue/.test(err.message);
 }
 
 /** The error prefix of a Redis reply error (`WRONGTYPE`, `OOM`, ...). */

@@ -1,4 +1,4 @@
-import { AppError, CommitOutcomeUnknown } from '../../errors.ts';
+import { AppError, CommitOutcomeUnknown, isRedisCommandTimeout } from '../../errors.ts';
 import { inTransaction, withConnection } from '../../transaction.ts';
 import { orderCommitCheck, placeOrder } from '../place-order.ts';
 import { existingProductIds } from '../queries.ts';
@@ -73,7 +73,7 @@ async function tryTake(deps: Deps, reservation: Reservation): Promise<TakeResult
   } catch (err) {
     // A timed-out take was sent and may still run on the server. Commands on one connection run
     // in order, so a give-back sent now runs after it and undoes it (or finds nothing to undo).
-    if (err instanceof Error && err.message === 'Command timed out') void giveBack(deps, reservation);
+    if (isRedisCommandTimeout(err)) void giveBack(deps, reservation);
     throw err;
   }
 }
