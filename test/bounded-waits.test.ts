@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { createApp } from '../src/app.ts';
+import { startOwnRedis, type OwnRedis } from '../servers/own-redis.ts';
 import { createRedis, createSql } from '../src/connections.ts';
-import { freePort } from '../src/free-port.ts';
 import { saveSessions } from '../src/sessions.ts';
 import { boundedPool, inTransaction } from '../src/transaction.ts';
 import { createTestEnv, dbState, holdRow, json, productRow, type TestEnv } from './helpers.ts';
@@ -143,25 +142,15 @@ describe('a database that accepts connections but never answers', () => {
 
 describe('Redis paused (a redis-server of this test\'s own)', () => {
   let env: TestEnv;
-  let server: ChildProcess;
+  let server: OwnRedis;
   let redisUrl: string;
   before(async () => {
     env = await createTestEnv({ redisCommandTimeoutMs: 300 });
-    const port = await freePort();
-    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    redisUrl = `redis://127.0.0.1:${port}`;
-    for (let i = 0; i < 50; i++) {
-      const probe = new Redis(redisUrl, { lazyConnect: true, retryStrategy: () => null });
-      probe.on('error', () => {});
-      const up = await probe.connect().then(() => true, () => false);
-      probe.disconnect();
-      if (up) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    server = await startOwnRedis('redis-server');
+    redisUrl = server.url;
   });
   after(async () => {
-    server?.kill();
-    if (server) await once(server, 'exit');
+    await server?.remove();
     await env?.close();
   });
 
