@@ -1,10 +1,11 @@
-import { priceOrder } from '../src/orders/pricing.ts';
 import type { OrderRequest } from '../src/orders/request.ts';
 import { DISCOUNT_RATE, REDUCTION, couponIdsOf, productPrice, type SeedOptions } from '../src/seed.ts';
 import type { Scenario } from './scenarios.ts';
 
 // Varied, valid order bodies: each user gets a deterministic stream of orders (products, counts,
-// a coupon on some, points on some) whose totals are exact for the seeded prices. A coupon is never
+// a coupon on some, points on some) whose totals are exact for the seeded prices. Totals are
+// worked out here in whole cents, not by the service's pricing code: a pricing bug then shows
+// as refused orders instead of agreeing with itself. A coupon is never
 // offered twice, so the only refusals under load come from concurrency (stock, 40001).
 
 const POINTS_PER_ORDER = 50;
@@ -37,23 +38,41 @@ export function orderStream(scenario: Scenario, seed: SeedOptions, userId: numbe
     const items = [...productIds].map((productId) => ({
       productId, snapshotId: productId, count: rnd.int(...scenario.unitsPerLine), price: productPrice(seed, productId),
     }));
-    const lines = items.map((i) => ({ unitPrice: i.price, count: i.count }));
-    const subtotal = priceOrder({ lines }).subtotal;
+    const subtotal = items.reduce((sum, i) => sum + cents(i.price) * i.count, 0);
 
-    let coupon: Parameters<typeof priceOrder>[0]['coupon'] = null;
+    let couponId: number | undefined;
+    let payable = subtotal;
     if (rnd.next() < scenario.couponShare) {
-      const reductionId = subtotal.greaterThanOrEqualTo(REDUCTION.threshold) ? reductions.shift() : undefined;
+      const reductionId = subtotal >= cents(REDUCTION.threshold) ? reductions.shift() : undefined;
       const discountId = reductionId === undefined ? discounts.shift() : undefined;
-      if (reductionId !== undefined) coupon = { id: reductionId, kind: 'reduction', ...REDUCTION };
-      else if (discountId !== undefined) coupon = { id: discountId, kind: 'discount', rate: DISCOUNT_RATE };
+      if (reductionId !== undefined) {
+        couponId = reductionId;
+        payable = Math.max(subtotal - cents(REDUCTION.amount), 0);
+      } else if (discountId !== undefined) {
+        couponId = discountId;
+        // x0.85, rounded half up to the cent
+        payable = Math.floor((subtotal * cents(DISCOUNT_RATE) + 50) / 100);
+      }
     }
     const points = rnd.next() < scenario.pointsShare ? POINTS_PER_ORDER : undefined;
-    const total = priceOrder({ lines, coupon, points, pointsBalance: Infinity }).total;
+    const total = payable - Math.min(points ?? 0, payable);
     return {
       items,
-      ...(coupon && { couponId: coupon.id }),
+      ...(couponId !== undefined && { couponId }),
       ...(points && { points }),
-      totalAmount: total.toFixed(2),
+      totalAmount: formatCents(total),
     };
   };
+}
+
+// Whole-cent arithmetic for expected totals, shared with the tests' order bodies.
+
+/** "9.99" -> 999 */
+export function cents(amount: string): number {
+  return Math.round(Number(amount) * 100);
+}
+
+/** 999 -> "9.99" */
+export function formatCents(value: number): string {
+  return `${Math.floor(value / 100)}.${String(value % 100).padStart(2, '0')}`;
 }

@@ -1,11 +1,16 @@
 import autocannon from 'autocannon';
 import { toAppError } from '../src/errors.ts';
+import type { OrderNumbers } from '../src/orders/order-number.ts';
 import type { PlaceOrderFn } from '../src/orders/variants/index.ts';
+import type { Created } from './audit.ts';
 import type { OrderStream } from './bodies.ts';
+import { latencyRecorder, type LatencySummary } from './latency.ts';
 
 // Two ways of driving the same closed loop (N users, each sending its orders one after another):
 // over HTTP with autocannon, and directly against a variant's function in this process (the
-// database-side ceiling: same code and pool, no HTTP, no JSON, no session lookup).
+// database-side ceiling: same code and pool, no HTTP, no JSON, no session lookup). Both record
+// each request's time from its send to its answer into the same kind of histogram (latency.ts),
+// and keep every order number a success was given, for the audit.
 
 export interface LoadResult {
   requests: number;
@@ -13,7 +18,9 @@ export interface LoadResult {
   /** Refusals and errors by error code (or HTTP status / 'timeout' when no code was returned). */
   failures: Record<string, number>;
   durationSec: number;
-  latencyMs: { p50: number; p75: number; p99: number };
+  latencyMs: LatencySummary;
+  /** Every success: its user and order number. */
+  created: Created[];
 }
 
 export interface Loop {
@@ -26,6 +33,8 @@ export interface Loop {
 
 export async function httpLoad(url: string, variant: string, loop: Loop): Promise<LoadResult> {
   const failures: Record<string, number> = {};
+  const latency = latencyRecorder();
+  const created: Created[] = [];
   let nextUser = 0;
   let done = 0;
   const options: autocannon.Options = {
@@ -43,7 +52,10 @@ export async function httpLoad(url: string, variant: string, loop: Loop): Promis
         { Authorization: `Bearer ${loop.sessionIds[user]}`, 'Content-Type': 'application/json' },
         JSON.stringify(stream()));
       client.on('body', (body: Buffer) => {
-        const code = /"error":\{"code":"([A-Z_]+)"/.exec(body.toString())?.[1];
+        const text = body.toString();
+        const orderNo = /^\{"orderNo":"([0-9A-Za-z]+)"/.exec(text)?.[1];
+        if (orderNo) created.push({ userId: user + 1, orderNo });
+        const code = /"error":\{"code":"([A-Z_]+)"/.exec(text)?.[1];
         if (code) failures[code] = (failures[code] ?? 0) + 1;
       });
       // The next order of this user: a new body for every request.
@@ -54,7 +66,9 @@ export async function httpLoad(url: string, variant: string, loop: Loop): Promis
   let lastResponse = started;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
     const instance = autocannon(options, (err, res) => (err ? reject(err) : resolve(res)));
-    instance.on('response', () => {
+    // autocannon's response time: from writing the request to parsing its answer (hrtime).
+    instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTimeMs: number) => {
+      latency.record(responseTimeMs);
       lastResponse = performance.now();
       loop.onProgress?.(++done);
     });
@@ -69,32 +83,33 @@ export async function httpLoad(url: string, variant: string, loop: Loop): Promis
     failures,
     // Up to the last response: autocannon only notices the end at its next 1-second tick.
     durationSec: (lastResponse - started) / 1000,
-    latencyMs: { p50: result.latency.p50, p75: result.latency.p75, p99: result.latency.p99 },
+    latencyMs: latency.summary(),
+    created,
   };
 }
 
-export async function directLoad(placeOrder: PlaceOrderFn, loop: Loop): Promise<LoadResult> {
+export async function directLoad(placeOrder: PlaceOrderFn, loop: Loop, orderNumbers: OrderNumbers): Promise<LoadResult> {
   const failures: Record<string, number> = {};
-  const latencies: number[] = [];
-  let successes = 0;
+  const latency = latencyRecorder();
+  const created: Created[] = [];
+  let requests = 0;
   const started = performance.now();
   await Promise.all(loop.streams.map(async (stream, user) => {
     for (let i = 0; i < loop.ordersPerConnection; i++) {
       const body = stream();
       const t0 = performance.now();
       try {
-        await placeOrder(user + 1, body);
-        successes++;
+        const order = await placeOrder(user + 1, body);
+        // The number the service would have answered with.
+        created.push({ userId: user + 1, orderNo: orderNumbers.format(order.id, order.createdAt) });
       } catch (err) {
         const code = toAppError(err).code;
         failures[code] = (failures[code] ?? 0) + 1;
       }
-      latencies.push(performance.now() - t0);
-      loop.onProgress?.(latencies.length);
+      latency.record(performance.now() - t0);
+      loop.onProgress?.(++requests);
     }
   }));
   const durationSec = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  const at = (q: number) => Math.round(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0);
-  return { requests: latencies.length, successes, failures, durationSec, latencyMs: { p50: at(0.5), p75: at(0.75), p99: at(0.99) } };
+  return { requests, successes: created.length, failures, durationSec, latencyMs: latency.summary(), created };
 }

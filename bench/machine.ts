@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import postgres from 'postgres';
+import { pgbenchVersion } from './pgbench.ts';
 
 // What the figures were measured on: they compare within one run, not across machines.
 
@@ -23,6 +24,8 @@ export async function describeMachine(databaseUrl: string, poolSize: number, ori
       cpuModel: cpus()[0]?.model ?? 'unknown',
       memoryGiB: Math.round(totalmem() / 2 ** 30),
       poolSize,
+      /** The pgbench the database ceiling runs with, or null: none on PATH. */
+      pgbench: pgbenchVersion(),
       postgres: {
         version,
         origin: origin.postgres,

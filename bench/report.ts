@@ -1,73 +1,167 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Table from 'cli-table3';
-import { renderChart } from './chart.ts';
+import type { CeilingRun } from './ceiling.ts';
+import { renderChart, renderOpenLoopChart } from './chart.ts';
+import { LIFECYCLE, type LifecycleCell } from './lifecycle.ts';
 import type { Machine } from './machine.ts';
-import type { Cell } from './run.ts';
+import type { OpenPoint } from './open-run.ts';
+import { minutes } from './plan.ts';
+import { rankScenarios } from './ranking.ts';
 import { SCENARIOS, SCENARIO_NAMES } from './scenarios.ts';
-import { failureRate, type Target } from './targets.ts';
+import { spread, type CellSummary, type Spread } from './summary.ts';
+import type { Target } from './targets.ts';
 
-// The comparison, four ways: a table per scenario on the console, the same as markdown, every
-// figure as JSON (with what it was measured on), and an SVG chart.
+// The comparison, four ways: tables per scenario on the console, the same as markdown, every
+// figure as JSON (every run, with what it was measured on), and SVG charts. Closed-loop figures
+// are the median of the repeats with their range; open-loop figures are one run per rate.
 
-export interface Report { cells: Cell[]; targets: Target[]; machine: Machine; quick: boolean; outDir: string }
+export interface Report {
+  cells: CellSummary[];
+  /** The database ceiling per round, pool and scenario. */
+  ceilings: CeilingRun[];
+  /** Why no ceiling was measured (no pgbench on PATH, --no-ceiling); null when it was. */
+  ceilingMissing: string | null;
+  /** The pool sizes the closed loop ran at. */
+  pools: number[];
+  open: OpenPoint[];
+  lifecycle: LifecycleCell[];
+  targets: Target[];
+  machine: Machine;
+  quick: boolean;
+  repeat: number;
+  /** Wall-clock seconds the whole run took. */
+  tookSec: number;
+  outDir: string;
+}
 
-const HEADER = ['variant', 'orders/s', 'req/s', 'p50 ms', 'p75 ms', 'p99 ms', 'ok %', 'failures by code',
-  'audit', 'direct req/s', 'HTTP/direct', 'reference TPS / p75 / failed'];
+const HEADER = ['variant', 'orders/s', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'failed %', 'failures by code (all runs)',
+  'audit', 'direct req/s', 'HTTP/direct', 'service CPU ms/order', 'of ceiling', 'reference TPS / p75 / failed'];
 
-function rows(cells: Cell[]): string[][] {
+const fmt = (n: number) => Math.round(n).toLocaleString('en');
+const ms = (n: number) => (n >= 100 ? fmt(n) : String(Math.round(n * 10) / 10));
+const pct = (n: number) => (n * 100).toFixed(2);
+const cpuMs = (n: number) => (n >= 10 ? String(Math.round(n)) : n.toFixed(3));
+
+/** The median, then the range of the repeats when there is more than one. */
+function ranged(s: Spread, show: (n: number) => string, runs: number): string {
+  return runs > 1 && s.min !== s.max ? `${show(s.median)} (${show(s.min)}-${show(s.max)})` : show(s.median);
+}
+
+const NO_TX_NOTE = 'no-tx: without a transaction a failing write leaves the earlier ones committed, so orders its ' +
+  'clients were told failed (ordersWithoutSuccess), oversold or leaked units and unaccounted points are its expected damage.';
+
+function rows(cells: CellSummary[]): string[][] {
   return cells.map((c) => {
     const h = c.http;
+    const n = c.runs.length;
     const ref = SCENARIOS[c.scenario].reference[c.variant];
     return [
       c.variant,
-      fmt(h.ordersPerSec),
-      fmt(h.requestsPerSec),
-      String(h.latencyMs.p50),
-      String(h.latencyMs.p75),
-      String(h.latencyMs.p99),
-      ((h.successes / Math.max(1, h.requests)) * 100).toFixed(2),
-      Object.entries(h.failures).sort((a, b) => b[1] - a[1]).map(([code, n]) => `${code} ${n}`).join(', ') || '-',
+      ranged(h.ordersPerSec, fmt, n),
+      ranged(h.requestsPerSec, fmt, n),
+      ranged(h.p50, ms, n),
+      ranged(h.p99, ms, n),
+      ranged(h.p999, ms, n),
+      ranged(h.failureRate, pct, n),
+      Object.entries(h.failures).sort((a, b) => b[1] - a[1]).map(([code, k]) => `${code} ${k}`).join(', ') || '-',
       auditVerdict(c),
-      fmt(c.direct.requestsPerSec),
-      `${(c.httpToDirect * 100).toFixed(0)}%`,
+      ranged(c.direct.requestsPerSec, fmt, n),
+      ranged(c.httpToDirect, (x) => `${(x * 100).toFixed(0)}%`, n),
+      c.serviceCpuMsPerOrder ? ranged(c.serviceCpuMsPerOrder, cpuMs, n) : 'n/a',
+      c.ceilingShare ? ranged(c.ceilingShare, (x) => `${(x * 100).toFixed(0)}%`, n) : 'n/a',
       ref ? `${ref.tps} / ${ref.p75} / ${ref.failed}` : '-',
     ];
   });
 }
 
-function auditVerdict(c: Cell): string {
-  if (c.http.audit.clean && c.direct.audit.clean) return 'clean';
+function auditVerdict(c: CellSummary): string {
+  if (c.http.clean && c.direct.clean) return 'clean';
   const found = (['http', 'direct'] as const)
-    .filter((mode) => !c[mode].audit.clean)
-    .map((mode) => `${mode}: ${c[mode].audit.problems.join(', ')}`);
-  return `${c.variant === 'no-tx' ? 'damage (expected)' : 'FAILED'}: ${found.join('; ')}`;
+    .filter((mode) => !c[mode].clean)
+    .map((mode) => `${mode}: ${c[mode].problems.join('; ')}`);
+  return `${c.variant === 'no-tx' ? 'damage (expected, see below)' : 'FAILED'}: ${found.join('; ')}`;
 }
 
-const fmt = (n: number) => Math.round(n).toLocaleString('en');
+const OPEN_HEADER = ['variant', 'offered/s', 'of capacity', 'orders/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'late', 'unsent',
+  'ok %', 'failures by code', 'audit'];
 
-function scenarioTitle(name: Cell['scenario'], cells: Cell[]) {
+function openRows(points: OpenPoint[]): string[][] {
+  return points.map((p) => [
+    p.variant, fmt(p.offeredPerSec), p.share === null ? '-' : `${Math.round(p.share * 100)}%`, fmt(p.ordersPerSec),
+    ms(p.latencyMs.p50), ms(p.latencyMs.p99), ms(p.latencyMs.p999), fmt(p.late), fmt(p.unsent),
+    pct(p.successes / Math.max(1, p.scheduled)),
+    Object.entries(p.failures).sort((a, b) => b[1] - a[1]).map(([code, k]) => `${code} ${k}`).join(', ') || '-',
+    p.audit.clean ? 'clean' : `${p.variant === 'no-tx' ? 'damage (expected)' : 'FAILED'}: ${p.audit.problems.join(', ')}`,
+  ]);
+}
+
+function scenarioTitle(name: CellSummary['scenario'], cells: CellSummary[], r: Pick<Report, 'pools'>) {
   const { connections, ordersPerConnection } = cells[0]!.scale;
   const stock = name === 'flash-sale' ? `, ${cells[0]!.stock} units on sale` : '';
-  return `${name}: ${SCENARIOS[name].description} — run at ${connections} users x ${ordersPerConnection} orders${stock}`;
+  const runs = Math.max(...cells.map((c) => c.runs.length));
+  return `${r.pools.length > 1 ? `pool ${cells[0]!.pool}, ` : ''}${name}: closed loop, ${connections} users x ${ordersPerConnection} orders${stock}, ` +
+    `${runs} run${runs > 1 ? 's' : ''} per variant${runs > 1 ? ': median (min-max)' : ''}`;
 }
 
-function byScenario(cells: Cell[]) {
-  return SCENARIO_NAMES.map((s) => [s, cells.filter((c) => c.scenario === s)] as const).filter(([, cs]) => cs.length);
+/** The line under a scenario's title: its database ceiling, what ran, and its figure over the rounds. */
+export function ceilingLine(pool: number, scenario: CellSummary['scenario'], r: Pick<Report, 'ceilings' | 'ceilingMissing'>): string {
+  const runs = r.ceilings.filter((c) => c.pool === pool && c.scenario === scenario);
+  if (!runs.length) return `Database ceiling: n/a (${r.ceilingMissing ?? 'not measured'}).`;
+  const ok = runs.filter((c) => c.ordersPerSec !== null);
+  const what = `pgbench, ${runs[0]!.clients} clients, each order one place_order() call with no service in front`;
+  if (!ok.length) return `Database ceiling: n/a (${what}: ${runs[0]!.error?.split('\n')[0] ?? 'failed'}).`;
+  const orders = spread(ok.map((c) => c.ordersPerSec!));
+  const tps = spread(ok.map((c) => c.tps!));
+  const committed = spread(ok.map((c) => c.committedOrders!));
+  const sec = spread(ok.map((c) => c.durationSec!));
+  const n = ok.length;
+  const length = scenario === 'flash-sale' ? `the same ${fmt(runs[0]!.processed ?? 0)} attempts in ${ms(sec.median)} s` : `${ms(sec.median)} s`;
+  return `Database ceiling: ${ranged(orders, fmt, n)} committed orders/s (${what}; ${length}; ` +
+    `${ranged(committed, fmt, n)} orders committed, ${ranged(tps, fmt, n)} transactions/s with refusals). ` +
+    '"of ceiling": a variant\'s HTTP orders/s over its round\'s ceiling.' +
+    (ok.length < runs.length ? ` ${runs.length - ok.length} ceiling run(s) failed.` : '');
+}
+
+function openTitle(name: OpenPoint['scenario'], points: OpenPoint[]) {
+  return `${name}: open loop, ${points[0]!.users} users' orders arriving at a fixed rate for ` +
+    `${Math.round(points[0]!.scheduled / points[0]!.offeredPerSec)} s per rate; latency from each request's due time`;
+}
+
+function byScenario<T extends { scenario: CellSummary['scenario'] }>(items: T[]) {
+  return SCENARIO_NAMES.map((s) => [s, items.filter((c) => c.scenario === s)] as const).filter(([, cs]) => cs.length);
+}
+
+/** Closed-loop tables: by pool (in the order given), then by scenario. */
+function byPoolAndScenario(r: Pick<Report, 'cells' | 'pools'>) {
+  return r.pools.flatMap((pool) => byScenario(r.cells.filter((c) => c.pool === pool)).map(([name, cells]) => ({ pool, name, cells })));
 }
 
 function targetLines(targets: Target[]) {
   return targets.map((t) => `${t.met === null ? 'n/a ' : t.met ? 'MET ' : 'MISS'}  ${t.name}: ${t.detail}`);
 }
 
+function notes(r: Report): string[] {
+  const lines = rankScenarios(r.cells).map((k) => `${r.pools.length > 1 ? `pool ${k.pool}, ` : ''}${k.scenario}: ${k.line}`);
+  const noTxDamaged = [...r.cells.filter((c) => c.variant === 'no-tx' && (!c.http.clean || !c.direct.clean)),
+    ...r.open.filter((p) => p.variant === 'no-tx' && !p.audit.clean)];
+  if (noTxDamaged.length) lines.push(NO_TX_NOTE);
+  return lines;
+}
+
 function consoleReport(r: Report): string {
-  const parts = byScenario(r.cells).map(([name, cells]) => {
-    const table = new Table({ head: HEADER, style: { head: [], border: [] }, wordWrap: true,
-      colWidths: [20, 9, 9, 7, 7, 7, 7, 26, 22, 9, 8, 22] });
-    table.push(...rows(cells));
-    return `${scenarioTitle(name, cells)}\n${table.toString()}`;
-  });
-  return [...parts, 'Targets:', ...targetLines(r.targets).map((l) => `  ${l}`)].join('\n\n');
+  const table = (head: string[], body: string[][]) => {
+    const t = new Table({ head, style: { head: [], border: [] }, wordWrap: true });
+    t.push(...body);
+    return t.toString();
+  };
+  const parts = [
+    ...byPoolAndScenario(r).map(({ pool, name, cells }) =>
+      `${scenarioTitle(name, cells, r)}\n${ceilingLine(pool, name, r)}\n${table(HEADER, rows(cells))}`),
+    ...byScenario(r.open).map(([name, points]) => `${openTitle(name, points)}\n${table(OPEN_HEADER, openRows(points))}`),
+    ...(r.lifecycle.length ? [`${lifecycleTitle(r.lifecycle)}\n${table(LIFECYCLE_HEADER, lifecycleRows(r.lifecycle))}`] : []),
+  ];
+  return [...parts, 'Notes:', ...notes(r).map((l) => `  ${l}`), 'Targets:', ...targetLines(r.targets).map((l) => `  ${l}`)].join('\n\n');
 }
 
 function markdownReport(r: Report): string {
@@ -76,15 +170,40 @@ function markdownReport(r: Report): string {
     `# Bench results ${m.date}${r.quick ? ' (quick smoke run)' : ''}`,
     '',
     `${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, PostgreSQL ${m.postgres.version} ` +
-      `(${m.postgres.origin}), pool ${m.poolSize}, git ${m.gitSha.slice(0, 10)}. ` +
+      `(${m.postgres.origin}), pool ${r.pools.join(', ')}, ${m.pgbench ?? 'no pgbench'}, git ${m.gitSha.slice(0, 10)}, ${r.repeat} round${r.repeat > 1 ? 's' : ''}, ` +
+      `${minutes(r.tookSec)} in all. ` +
       'Service, PostgreSQL, Redis and the load generator share the machine. "direct" drives the same ' +
-      'variant code without HTTP at the same concurrency and pool; HTTP/direct compares requests/s.',
+      'variant code without HTTP at the same concurrency and pool; HTTP/direct compares requests/s. ' +
+      'Closed-loop latency is each request\'s own time from send to answer: with N users always waiting, it ' +
+      'mostly restates N / throughput. Open-loop latency counts from when each order was due. ' +
+      '"service CPU ms/order": the service\'s processes\' CPU time (user + system) over the measured HTTP run, per ' +
+      'successful order. "of ceiling": HTTP orders/s over the database ceiling, pgbench placing the same scenario\'s ' +
+      'orders through the one-round-trip function with as many clients as the pool has connections (at most the users).',
   ];
-  for (const [name, cells] of byScenario(r.cells)) {
-    lines.push('', `## ${scenarioTitle(name, cells)}`, '', ...markdownTable(HEADER, rows(cells)));
+  for (const { pool, name, cells } of byPoolAndScenario(r)) {
+    lines.push('', `## ${scenarioTitle(name, cells, r)}`, '', ceilingLine(pool, name, r), '', ...markdownTable(HEADER, rows(cells)));
   }
+  for (const [name, points] of byScenario(r.open)) {
+    lines.push('', `## ${openTitle(name, points)}`, '', ...markdownTable(OPEN_HEADER, openRows(points)));
+  }
+  if (r.lifecycle.length) {
+    lines.push('', `## ${lifecycleTitle(r.lifecycle)}`, '', ...markdownTable(LIFECYCLE_HEADER, lifecycleRows(r.lifecycle)));
+  }
+  lines.push('', '## Notes', '', ...notes(r).map((l) => `- ${l}`));
   lines.push('', '## Targets', '', ...targetLines(r.targets).map((l) => `- ${l}`), '');
   return lines.join('\n');
+}
+
+const LIFECYCLE_HEADER = ['variant', 'placed', 'refused', 'paid', 'cancelled', 'expired', 'resent (same key)', 'replay mismatches', 'took', 'audit'];
+
+function lifecycleTitle(cells: LifecycleCell[]): string {
+  const { buyers, ordersPerBuyer } = cells[0]!.scale;
+  return `${LIFECYCLE}: ${buyers} buyers x ${ordersPerBuyer} orders, then pay / cancel / expire; audited once settled`;
+}
+
+function lifecycleRows(cells: LifecycleCell[]): string[][] {
+  return cells.map((c) => [c.variant, fmt(c.placed), fmt(c.refused), fmt(c.paid), fmt(c.cancelled), fmt(c.expired),
+    fmt(c.retried), fmt(c.replayMismatches), minutes(c.durationSec), c.audit.clean ? 'clean' : c.audit.problems.join('; ')]);
 }
 
 /** A markdown table's lines; a `|` inside a cell would end it early. */
@@ -104,12 +223,28 @@ export async function writeReport(r: Report): Promise<{ console: string; files: 
   const json = {
     machine: r.machine,
     quick: r.quick,
+    repeat: r.repeat,
+    tookSec: Math.round(r.tookSec),
     targets: r.targets,
-    cells: r.cells.map((c) => ({ ...c, failureRate: failureRate(c), reference: SCENARIOS[c.scenario].reference[c.variant] ?? null })),
+    rankings: rankScenarios(r.cells),
+    pools: r.pools,
+    ceilings: r.ceilings,
+    ceilingMissing: r.ceilingMissing,
+    cells: r.cells.map((c) => ({ ...c, reference: SCENARIOS[c.scenario].reference[c.variant] ?? null })),
+    openLoop: r.open,
+    lifecycle: r.lifecycle,
   };
-  const files = [`${base}.json`, `${base}.md`, `${base}.svg`];
+  const title = `Order placement, ${r.machine.cpus} CPUs, PostgreSQL ${r.machine.postgres.version}, pool ${r.pools.join(', ')}`;
+  const files = [`${base}.json`, `${base}.md`];
   await writeFile(files[0]!, `${JSON.stringify(json, null, 2)}\n`);
   await writeFile(files[1]!, markdownReport(r));
-  await writeFile(files[2]!, await renderChart(r.cells, `Order placement, ${r.machine.cpus} CPUs, PostgreSQL ${r.machine.postgres.version}, pool ${r.machine.poolSize}`));
+  if (r.cells.length) {
+    files.push(`${base}.svg`);
+    await writeFile(`${base}.svg`, await renderChart(r.cells, `${title}: closed loop, median and range of ${r.repeat} run${r.repeat > 1 ? 's' : ''}`));
+  }
+  if (r.open.length) {
+    files.push(`${base}-open-loop.svg`);
+    await writeFile(`${base}-open-loop.svg`, await renderOpenLoopChart(r.open, `${title}: open loop, latency against offered load`));
+  }
   return { console: consoleReport(r), files };
 }

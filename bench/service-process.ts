@@ -10,6 +10,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export interface ServiceProcess {
   url: string;
+  /** The supervisor's pid (its workers are its children): what the bench reads the service's CPU time from. */
+  pid: number;
   /** SIGTERM (a clean shutdown), then SIGKILL to the whole group if it has not exited after `graceMs`. */
   stop(graceMs?: number): Promise<void>;
   /** SIGKILL to the whole group at once: a crash, as far as the service can tell. Resolves on exit. */
@@ -68,6 +70,7 @@ export async function startService(s: ServiceSettings): Promise<ServiceProcess> 
   };
   const service: ServiceProcess = {
     url: '',
+    pid: child.pid!,
     async stop(graceMs = 10_000) {
       requested = true;
       if (alive()) {

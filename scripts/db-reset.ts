@@ -1,7 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { ConfigError, loadConfig } from '../src/config.ts';
-import { connectAll, createRedis, createSql, redactUrl } from '../src/connections.ts';
+import { loadConfig } from '../src/config.ts';
+import { connectAll, createRedis, createSql, postgresUnreachable, redactUrl } from '../src/connections.ts';
 import { ensureDatabase, recreateSchema } from '../src/database.ts';
+import { runMain } from '../src/entry-point.ts';
 import { money } from '../src/orders/request.ts';
 import { DEFAULT_SEED, seed } from '../src/seed.ts';
 
@@ -29,9 +30,7 @@ const program = new Command('db:reset')
 async function main() {
   const o = program.parse().opts<{ products: number; stock: number; price: string; priceStep: string; users: number; coupons: number; points: number }>();
   const config = loadConfig();
-  await ensureDatabase(config.databaseUrl).catch((err: Error) => {
-    throw new Error(`PostgreSQL is unreachable at ${redactUrl(config.databaseUrl)}: ${err.message} (set DATABASE_URL, or start PostgreSQL)`);
-  });
+  await ensureDatabase(config.databaseUrl).catch((err: unknown) => { throw postgresUnreachable(config.databaseUrl, err); });
   const sql = createSql({ ...config, poolSize: 1 });
   const redis = createRedis(config);
   try {
@@ -52,7 +51,4 @@ async function main() {
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof ConfigError || err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+runMain(main);

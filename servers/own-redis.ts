@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { stopChild } from './child.ts';
 import { freePort } from '../src/free-port.ts';
-import { redisAnswers } from './probes.ts';
+import { redisAnswers } from '../src/connections.ts';
 
 // A redis-server of our own, the bench's or a test run's, on a free port with a temporary
 // directory as its --dir. It can be shut down and started again on the same port, with its data

@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { redactUrl } from '../src/connections.ts';
+import { postgresProblem, redactUrl, redisAnswers } from '../src/connections.ts';
 import { withDatabase } from '../src/database.ts';
 import { startOwnPostgres, type OwnPostgres } from './own-postgres.ts';
 import { startOwnRedis, type OwnRedis } from './own-redis.ts';
-import { postgresProblem, redisAnswers } from './probes.ts';
 
 export { freePort } from '../src/free-port.ts';
 

@@ -2,7 +2,17 @@ import { z } from 'zod';
 
 // The only module that reads process.env. Everything else receives a Config.
 
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** batched variant: what ORDER_BATCH_MAX and ORDER_BATCH_WAIT_MS default to. */
+export const DEFAULT_ORDER_BATCH = { maxOrders: 64, waitMs: 2 };
+
 const envSchema = z.object({
+  // GET /metrics and the counting behind it; `off` lets the bench measure what they cost.
+  METRICS: z.enum(['on', 'off']).default('on'),
+  // At `info` (the default) only failures and slow requests are logged; `debug` logs every request.
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   DATABASE_URL: z.string().default('postgres://postgres@127.0.0.1:5432/orders'),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   REDIS_KEY_PREFIX: z.string().default(''),
@@ -34,9 +44,25 @@ const envSchema = z.object({
   // reconciler (it must outlast REQUEST_TIMEOUT_MS plus a transaction); reconciler period.
   RESERVATION_TTL_MS: z.coerce.number().int().min(1).default(60_000),
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(5_000),
+  // batched variant: orders gathered into one statement, at most this many (a batch writes one
+  // subtransaction per order; above 64, PostgreSQL's per-backend subtransaction cache overflows
+  // and every snapshot taken meanwhile gets slower), placed this long after the first arrived.
+  ORDER_BATCH_MAX: z.coerce.number().int().min(1).max(64).default(DEFAULT_ORDER_BATCH.maxOrders),
+  ORDER_BATCH_WAIT_MS: z.coerce.number().min(0).max(1_000).default(DEFAULT_ORDER_BATCH.waitMs),
+  // An unpaid order gives back its units, coupon and points this long after it was placed; the
+  // sweeper looks for such orders every ORDER_SWEEP_INTERVAL_MS (0: never, `npm run orders:expire` only).
+  ORDER_PAYMENT_TTL_SECONDS: z.coerce.number().int().min(1).default(900),
+  ORDER_SWEEP_INTERVAL_MS: z.coerce.number().int().min(0).default(5_000),
+  // How long an Idempotency-Key and its stored outcome are kept.
+  IDEMPOTENCY_KEY_TTL_SECONDS: z.coerce.number().int().min(1).default(86_400),
+  // A session found in Redis is trusted this long without asking again (0: ask every request), so
+  // a deleted session keeps working for at most this long: a Redis round trip saved per request.
+  SESSION_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
 });
 
 export interface Config {
+  metrics: boolean;
+  logLevel: LogLevel;
   databaseUrl: string;
   redisUrl: string;
   /** Prepended to every Redis key, so that test and bench runs never touch each other's keys. */
@@ -52,6 +78,9 @@ export interface Config {
   webConcurrency: number;
   shutdownDrainMs: number;
   reservations: { ttlMs: number; reconcileIntervalMs: number };
+  orderBatch: { maxOrders: number; waitMs: number };
+  lifecycle: { paymentTtlSeconds: number; sweepIntervalMs: number; idempotencyKeyTtlSeconds: number };
+  sessionCacheMs: number;
 }
 
 export class ConfigError extends Error {}
@@ -64,6 +93,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const e = parsed.data;
   return {
+    metrics: e.METRICS === 'on',
+    logLevel: e.LOG_LEVEL,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
@@ -82,6 +113,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webConcurrency: e.WEB_CONCURRENCY,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     reservations: { ttlMs: e.RESERVATION_TTL_MS, reconcileIntervalMs: e.RECONCILE_INTERVAL_MS },
+    orderBatch: { maxOrders: e.ORDER_BATCH_MAX, waitMs: e.ORDER_BATCH_WAIT_MS },
+    lifecycle: {
+      paymentTtlSeconds: e.ORDER_PAYMENT_TTL_SECONDS,
+      sweepIntervalMs: e.ORDER_SWEEP_INTERVAL_MS,
+      idempotencyKeyTtlSeconds: e.IDEMPOTENCY_KEY_TTL_SECONDS,
+    },
+    sessionCacheMs: e.SESSION_CACHE_MS,
   };
 }
 

@@ -44,20 +44,50 @@ export function createRedis(config: Pick<Config, 'redisUrl' | 'redisKeyPrefix'> 
 
 /** Connects both, or throws one sentence that says which is unreachable and where. */
 export async function connectAll(sql: Sql, redis: Redis, config: Pick<Config, 'databaseUrl' | 'redisUrl'>) {
+  await sql`select 1`.catch((err: unknown) => { throw postgresUnreachable(config.databaseUrl, err); });
+  await redis.connect().catch((err: unknown) => {
+    throw new Error(`Redis is unreachable at ${redactUrl(config.redisUrl)}: ${messageOf(err)} (set REDIS_URL, or start redis-server)`);
+  });
+}
+
+/** The one sentence for a PostgreSQL that does not answer: where, why, and what to do. */
+export function postgresUnreachable(databaseUrl: string, err: unknown): Error {
+  return new Error(`PostgreSQL is unreachable at ${redactUrl(databaseUrl)}: ${messageOf(err)} (set DATABASE_URL, or start PostgreSQL)`);
+}
+
+// Probes: does a server answer at this URL? On a short-lived client of their own, made the way
+// the service makes its own, so that what a probe finds is what the service will meet. Used to
+// find services (servers/services.ts) and to wait for one just started (servers/own-redis.ts).
+
+/** null when PostgreSQL answers at `url`, else why not. */
+export async function postgresProblem(url: string): Promise<string | null> {
+  const sql = createSql({ databaseUrl: url, poolSize: 1 });
   try {
     await sql`select 1`;
+    return null;
   } catch (err) {
-    throw new Error(`PostgreSQL is unreachable at ${redactUrl(config.databaseUrl)}: ${(err as Error).message}` +
-      ' (set DATABASE_URL, or start PostgreSQL)');
+    return messageOf(err);
+  } finally {
+    await sql.end({ timeout: 1 });
   }
+}
+
+export async function redisAnswers(url: string): Promise<boolean> {
+  const redis = createRedis({ redisUrl: url, redisKeyPrefix: '' });
   try {
     await redis.connect();
-  } catch (err) {
-    throw new Error(`Redis is unreachable at ${redactUrl(config.redisUrl)}: ${(err as Error).message}` +
-      ' (set REDIS_URL, or start redis-server)');
+    return (await redis.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
   }
 }
 
 export function redactUrl(url: string): string {
   return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

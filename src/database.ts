@@ -3,10 +3,12 @@ import postgres from 'postgres';
 import type { Sql } from './connections.ts';
 
 const INIT_SCRIPT = fileURLToPath(new URL('../sql/init.sql', import.meta.url));
+const PLACE_ORDER_SCRIPT = fileURLToPath(new URL('../sql/place-order.sql', import.meta.url));
 
-/** Drops and recreates every table (sql/init.sql). */
+/** Drops and recreates every table (sql/init.sql), then the order functions over them (sql/place-order.sql). */
 export async function recreateSchema(sql: Sql) {
   await sql.file(INIT_SCRIPT).simple();
+  await sql.file(PLACE_ORDER_SCRIPT).simple();
 }
 
 /** The URL of another database on the same server (same credentials, host and options). */

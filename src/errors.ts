@@ -1,3 +1,4 @@
+import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ReplyError } from 'ioredis';
 import postgres from 'postgres';
@@ -20,6 +21,9 @@ export type ErrorCode =
   | 'COUPON_INVALID'
   | 'POINTS_INSUFFICIENT'
   | 'TOTAL_MISMATCH'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'IDEMPOTENCY_KEY_IN_USE'
+  | 'ORDER_NOT_PENDING'
   | 'SERIALIZATION_FAILURE'
   | 'CONFLICT'
   | 'TIMEOUT'
@@ -28,7 +32,8 @@ export type ErrorCode =
   | 'OUTCOME_UNKNOWN'
   | 'INTERNAL';
 
-const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
+/** Each code's HTTP status; the API description groups the codes of each route by it. */
+export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   MALFORMED_JSON: 400,
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
@@ -43,6 +48,9 @@ const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   COUPON_INVALID: 409,
   POINTS_INSUFFICIENT: 409,
   TOTAL_MISMATCH: 409,
+  IDEMPOTENCY_KEY_REUSED: 422,
+  IDEMPOTENCY_KEY_IN_USE: 409,
+  ORDER_NOT_PENDING: 409,
   SERIALIZATION_FAILURE: 409,
   CONFLICT: 409,
   TIMEOUT: 503,
@@ -51,6 +59,8 @@ const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   OUTCOME_UNKNOWN: 503,
   INTERNAL: 500,
 };
+
+export const ERROR_CODES = Object.keys(statusOf) as ErrorCode[];
 
 export type ErrorDetails = Record<string, unknown>;
 
@@ -92,6 +102,11 @@ export function isConnectionLoss(err: unknown): boolean {
   return typeof code === 'string' && CONNECTION_CODES.has(code);
 }
 
+export function idempotencyKeyInUse(): AppError {
+  return new AppError('IDEMPOTENCY_KEY_IN_USE',
+    'a request with this Idempotency-Key is still being processed; retry after it finishes', {}, 1);
+}
+
 /**
  * The connection died while COMMIT was on its way and nobody could tell afterwards whether it
  * committed. `result` is what the transaction would have returned.
@@ -128,6 +143,9 @@ export function redisReplyCode(err: Error): string {
 /** Turns anything thrown while serving a request into a client-facing AppError. */
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  // Hono's JSON body validator throws a 400 for a body JSON.parse refuses; it is the only source
+  // of an HTTPException in this service.
+  if (err instanceof HTTPException && err.status === 400) return new AppError('MALFORMED_JSON', 'the body is not valid JSON');
   if (err instanceof postgres.PostgresError) return fromSqlState(err);
   if (isConnectionLoss(err)) return new AppError('SERVICE_UNAVAILABLE', 'the database is unavailable', {}, 1);
   if (err instanceof Error) {
@@ -160,6 +178,8 @@ function fromSqlState(err: postgres.PostgresError): AppError {
   }
   // lock_not_available: a row stayed locked past DB_LOCK_TIMEOUT_MS. query_canceled: a
   // statement ran past DB_STATEMENT_TIMEOUT_MS. idle_in_transaction_session_timeout.
+  // Raised by lock_idempotency_key (sql/init.sql).
+  if (sqlstate === 'ID409') return idempotencyKeyInUse();
   if (sqlstate === '55P03') return new AppError('TIMEOUT', 'a product or account stayed locked too long', { sqlstate }, 1);
   if (sqlstate === '57014') return new AppError('TIMEOUT', 'the database statement timed out', { sqlstate }, 1);
   if (sqlstate === '25P03') return new AppError('TIMEOUT', 'the transaction was idle too long', { sqlstate }, 1);

@@ -33,6 +33,30 @@ async function getUnlessWrongType(redis: Redis, key: string): Promise<string | n
   }
 }
 
+/**
+ * findSessionUser behind a short-lived in-process cache: a session seen within `ttlMs` is not
+ * looked up in Redis again, which saves a Redis round trip on nearly every request under load.
+ * The price, and its bound: a session deleted in Redis keeps working in this process for at most
+ * `ttlMs` (0: no cache). Only found sessions are kept, so a new session works at once; the cache
+ * holds at most `maxEntries`, dropping the oldest first.
+ */
+export function cachedSessionLookup(redis: Redis, { ttlMs, maxEntries = 100_000 }: { ttlMs: number; maxEntries?: number }) {
+  const found = new Map<string, { userId: number; until: number }>();
+  return async (sessionId: string): Promise<number | null> => {
+    if (ttlMs <= 0) return findSessionUser(redis, sessionId);
+    const now = Date.now();
+    const hit = found.get(sessionId);
+    if (hit && hit.until > now) return hit.userId;
+    const userId = await findSessionUser(redis, sessionId);
+    found.delete(sessionId);
+    if (userId !== null) {
+      if (found.size >= maxEntries) found.delete(found.keys().next().value!);
+      found.set(sessionId, { userId, until: now + ttlMs });
+    }
+    return userId;
+  };
+}
+
 export async function saveSessions(redis: Redis, sessions: { sessionId: string; userId: number }[]) {
   if (sessions.length) await redis.mset(sessions.flatMap((s) => [sessionKey(s.sessionId), String(s.userId)]));
 }

@@ -1,4 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
+import type { Logger } from './logger.ts';
+import { serveClusterMetrics } from './metrics-cluster.ts';
 
 // Runs WEB_CONCURRENCY service processes behind one port and restarts any that dies: a failure
 // nobody foresaw (a driver bug, an out-of-memory) costs the requests in flight on that process,
@@ -11,7 +13,17 @@ const MAX_RESTART_DELAY_MS = 5_000;
 /** A worker that lived this long is healthy again: the next restart starts without delay. */
 const STABLE_MS = 10_000;
 
-export function runSupervisor(options: { workers: number; drainMs: number; env: Record<string, string> }) {
+export interface SupervisorOptions {
+  workers: number;
+  drainMs: number;
+  env: Record<string, string>;
+  /** METRICS: collect every worker's metrics for the one that serves GET /metrics. */
+  metrics: boolean;
+  logger: Logger;
+}
+
+export function runSupervisor(options: SupervisorOptions) {
+  const { logger } = options;
   const ready = new Set<number>();
   let served = false;
   const startedAt = new Map<number, number>();
@@ -44,8 +56,8 @@ export function runSupervisor(options: { workers: number; drainMs: number; env: 
     }
     restartDelay = lived > STABLE_MS ? 0 : Math.min(MAX_RESTART_DELAY_MS, Math.max(100, restartDelay * 2));
     const what = wasReady ? 'exited unexpectedly' : 'could not start';
-    console.error(`worker ${worker.process.pid} ${what} (${signal ?? `code ${code}`}); ` +
-      `starting a new one${restartDelay ? ` in ${restartDelay} ms` : ''}`);
+    logger.error({ workerPid: worker.process.pid, code, signal },
+      `worker ${worker.process.pid} ${what} (${signal ?? `code ${code}`}); starting a new one${restartDelay ? ` in ${restartDelay} ms` : ''}`);
     setTimeout(fork, restartDelay);
   });
 
@@ -57,18 +69,19 @@ export function runSupervisor(options: { workers: number; drainMs: number; env: 
   // have not exited a few seconds after that, or on a second signal, they are killed.
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
-      console.error(`${signal} again: killing the workers`);
+      logger.warn(`${signal} again: killing the workers`);
       killAll('SIGKILL');
       process.exit(1);
     }
     stopping = true;
     if (!startedAt.size) process.exit(0);
-    console.log(`${signal}: draining for up to ${options.drainMs} ms (send it again to stop at once)`);
+    logger.info(`${signal}: draining for up to ${options.drainMs} ms (send it again to stop at once)`);
     killAll('SIGTERM');
     setTimeout(() => { killAll('SIGKILL'); process.exit(1); }, options.drainMs + 5_000).unref();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
+  if (options.metrics) serveClusterMetrics();
   for (let i = 0; i < options.workers; i++) fork();
 }

@@ -3,12 +3,17 @@ import type { Server } from 'node:http';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
 import { connectAll, createRedis, createSql } from './connections.ts';
+import { logFunction, type Logger } from './logger.ts';
+import { clusterRender } from './metrics-cluster.ts';
+import { createMetrics } from './metrics.ts';
+import { startOrderSweeper } from './orders/order-sweeper.ts';
 import { reconcileStockMirrors, startStockReconciler } from './orders/stock-reconciler.ts';
+import { boundedPool } from './transaction.ts';
 
 // One service process: its own pool, Redis client and HTTP server. Started by the supervisor
 // (src/supervisor.ts), which restarts it if it dies; it tells the supervisor when it listens.
 
-export async function runWorker(config: Config) {
+export async function runWorker(config: Config, logger: Logger) {
   const sql = createSql(config);
   // /health's own connection, so that it can answer while every pool connection is busy.
   const healthSql = createSql({ databaseUrl: config.databaseUrl, poolSize: 1, db: config.db });
@@ -20,18 +25,29 @@ export async function runWorker(config: Config) {
       if (err.code === '42P01') throw new Error('the database has no order schema yet: run `npm run db:reset` first');
       // Rows busy under load (lock_not_available): the periodic run and the order path repair mirrors.
       if (err.code !== '55P03') throw err;
-      console.error('stock mirrors not reconciled at start-up (product rows busy); the periodic run will');
+      logger.warn('stock mirrors not reconciled at start-up (product rows busy); the periodic run will');
     });
   } catch (err) {
     await closeConnections();
     throw err;
   }
 
-  const reconciler = startStockReconciler({ sql, redis, intervalMs: config.reservations.reconcileIntervalMs });
+  const reconciler = startStockReconciler({
+    sql, redis, intervalMs: config.reservations.reconcileIntervalMs, log: logFunction(logger),
+  });
+  // On a pool of its own (small): sweeps never take a connection an order is waiting for.
+  const sweeperSql = createSql({ databaseUrl: config.databaseUrl, poolSize: 1, db: config.db });
+  const sweeper = startOrderSweeper({
+    db: boundedPool(sweeperSql, config), redis, paymentTtlSeconds: config.lifecycle.paymentTtlSeconds, log: logFunction(logger),
+  }, config.lifecycle.sweepIntervalMs);
   let draining = false;
-  const app = createApp({ sql, healthSql, redis, config, isDraining: () => draining });
+  // The process's own metrics (CPU, memory, event loop) once per process; /metrics answers for
+  // every worker of the service, collected through the supervisor.
+  const ownMetrics = config.metrics ? createMetrics({ processMetrics: true }) : undefined;
+  const metrics = ownMetrics && { ...ownMetrics, render: clusterRender(ownMetrics.registry) };
+  const app = createApp({ sql, healthSql, redis, config, isDraining: () => draining, logger, metrics });
   const server = serve({ fetch: app.fetch, port: config.port, hostname: '127.0.0.1' }, (info) => {
-    console.log(`order service listening on http://127.0.0.1:${info.port} (pool ${config.poolSize}, pid ${process.pid})`);
+    logger.info(`order service listening on http://127.0.0.1:${info.port} (pool ${config.poolSize}, pid ${process.pid})`);
     process.send?.('ready');
   }) as Server;
 
@@ -43,7 +59,8 @@ export async function runWorker(config: Config) {
     const cut = setTimeout(() => server.closeAllConnections(), config.shutdownDrainMs);
     server.close(async () => {
       clearTimeout(cut);
-      await reconciler.stop();
+      await Promise.all([reconciler.stop(), sweeper.stop()]);
+      await sweeperSql.end({ timeout: 1 });
       await closeConnections();
       process.exit(0);
     });

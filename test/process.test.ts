@@ -39,29 +39,46 @@ async function npmStart(extraEnv: Record<string, string> = {}): Promise<Service>
   return { npm, url, output: () => output, exited };
 }
 
-/** Pids of every process whose command line mentions this checkout's entry point. */
-function servicePids(): number[] {
-  return execFileSync('ps', ['-eo', 'pid,args'], { encoding: 'utf8' }).split('\n')
-    .filter((l) => l.includes('src/main.ts') && l.includes('--import tsx'))
-    .map((l) => Number(l.trim().split(/\s+/, 1)[0]));
+/**
+ * Pids of the processes descended from `root` whose command line runs the service's entry point
+ * (the supervisor and its workers; npm's own shell is exec'd away). Descendants only, so that
+ * services other test files or benches run at the same time are not counted.
+ */
+function servicePids(root: number): number[] {
+  const rows = execFileSync('ps', ['-eo', 'pid,ppid,args'], { encoding: 'utf8' }).split('\n').slice(1)
+    .map((l) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(l)).filter((m) => m !== null)
+    .map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }));
+  const tree = new Set([root]);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const r of rows) if (tree.has(r.ppid) && !tree.has(r.pid)) { tree.add(r.pid); grew = true; }
+  }
+  return rows.filter((r) => tree.has(r.pid) && r.args.includes('src/main.ts') && r.args.includes('--import tsx')).map((r) => r.pid);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 test('SIGTERM to `npm start` under keep-alive load: drained within the deadline, no process left', async () => {
-  const before = new Set(servicePids());
   const service = await npmStart({ SHUTDOWN_DRAIN_MS: '3000', WEB_CONCURRENCY: '2' });
-  const started = servicePids().filter((p) => !before.has(p));
-  assert.equal(started.length, 3, `supervisor and two workers: ${started}`);
-  const load = autocannon({ url: `${service.url}/products`, connections: 20, duration: 20 }, () => {});
-  await sleep(1_500);
-  const t0 = performance.now();
-  service.npm.kill('SIGTERM');
-  assert.equal(await service.exited, 0, service.output());
-  const stoppedMs = performance.now() - t0;
-  await sleep(200);
-  const left = servicePids().filter((p) => started.includes(p));
-  load.stop();
+  const started = servicePids(service.npm.pid!);
+  const stillRunning = () => execFileSync('ps', ['-eo', 'pid'], { encoding: 'utf8' }).split('\n').map(Number).filter((p) => started.includes(p));
+  let stoppedMs: number;
+  let left: number[];
+  try {
+    assert.equal(started.length, 3, `supervisor and two workers: ${started}`);
+    const load = autocannon({ url: `${service.url}/products`, connections: 20, duration: 20 }, () => {});
+    await sleep(1_500);
+    const t0 = performance.now();
+    service.npm.kill('SIGTERM');
+    assert.equal(await service.exited, 0, service.output());
+    stoppedMs = performance.now() - t0;
+    await sleep(200);
+    left = stillRunning();
+    load.stop();
+  } finally {
+    // A failed assertion must not leave the service behind (the test file would never end).
+    for (const pid of stillRunning()) process.kill(pid, 'SIGKILL');
+  }
   assert.deepEqual(left, [], `processes left running:\n${service.output()}`);
   assert.ok(stoppedMs < 3_000 + 2_000, `took ${Math.round(stoppedMs)} ms to stop`);
   assert.match(service.output(), /SIGTERM: draining/);

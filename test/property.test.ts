@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import Hashids from 'hashids';
+import { cents, formatCents } from '../bench/bodies.ts';
 import { VARIANT_NAMES } from '../src/orders/variants/index.ts';
-import { DEFAULT_SEED, DISCOUNT_RATE, productPrice, REDUCTION } from '../src/seed.ts';
+import { DEFAULT_SEED, productPrice } from '../src/seed.ts';
 import { createTestEnv, dbState, type TestEnv } from './helpers.ts';
 
 // Hostile requests, generated: whatever a client sends, the answer is below 500, and a request not
@@ -87,21 +88,23 @@ const isIntIn = (v: unknown, min: number, max: number): v is number =>
   Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
 
 /**
- * The total the server computes from the seeded catalog and user 1's coupons (odd ids take 15%
- * off, even ids 10.00 from 100.00), so that some orders succeed; '9.99' when there is none.
+ * The total the server should compute from the seeded catalog and user 1's coupons (odd ids take
+ * 15% off, rounded half up; even ids 10.00 off from 100.00), so that some orders succeed; '9.99'
+ * when there is none. Worked out in whole cents, independently of the pricing code under test.
  */
 function serverTotal(items: Record<string, unknown>[], couponId: unknown, points: unknown): string {
   const lines = items.map((i) => ({ productId: i.productId, count: i.count }));
   if (!lines.length || !lines.every((l) => isIntIn(l.productId, 1, 10) && isIntIn(l.count, 1, 99))) return '9.99';
-  const coupon = !isIntIn(couponId, 1, 4) ? undefined : couponId % 2 === 1
-    ? { id: couponId, kind: 'discount' as const, rate: DISCOUNT_RATE }
-    : { id: couponId, kind: 'reduction' as const, ...REDUCTION };
-  try {
-    return env.body(lines as { productId: number; count: number }[],
-      { couponId: coupon?.id, coupon, points: isIntIn(points, 0, Infinity) ? points : undefined }).totalAmount;
-  } catch {
-    return '9.99'; // a reduction coupon below its threshold: no total is right
+  const subtotal = (lines as { productId: number; count: number }[])
+    .reduce((sum, l) => sum + cents(productPrice(DEFAULT_SEED, l.productId)) * l.count, 0);
+  let payable = subtotal;
+  if (isIntIn(couponId, 1, 4)) {
+    if (couponId % 2 === 1) payable = Math.floor((subtotal * 85 + 50) / 100);
+    else if (subtotal >= 10_000) payable = subtotal - 1_000;
+    else return '9.99'; // a reduction coupon below its threshold: no total is right
   }
+  const total = payable - Math.min(isIntIn(points, 0, Infinity) ? points : 0, payable);
+  return formatCents(total);
 }
 
 const validBody = () => JSON.stringify(env.body([{ productId: 1, count: 1 }]));

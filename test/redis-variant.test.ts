@@ -6,7 +6,7 @@ import {
   loadStockMirrors, newReservation, openReservationIds, readMirroredStock, takeMirroredStock,
 } from '../src/orders/redis-stock.ts';
 import { redisPrefiltered } from '../src/orders/variants/redis.ts';
-import { DISCOUNT_RATE, couponIdsOf, DEFAULT_SEED } from '../src/seed.ts';
+import { couponIdsOf, DEFAULT_SEED } from '../src/seed.ts';
 import { boundedPool } from '../src/transaction.ts';
 import { createTestEnv, dbState, holdRow, json, productRow, type TestEnv } from './helpers.ts';
 
@@ -64,7 +64,8 @@ test('an all-or-nothing take: one short line takes no unit of the others', async
 
 test('units go back to Redis, once, when the database step fails (coupon already used)', async () => {
   const [couponId] = couponIdsOf(DEFAULT_SEED, 1) as [number];
-  const body = (productId: number) => env.body([{ productId, count: 2 }], { couponId, coupon: { id: couponId, kind: 'discount', rate: DISCOUNT_RATE } });
+  // 2 x 9.99 = 19.98 x 0.85 = 16.983 -> 16.98; 2 x 19.99 = 39.98 x 0.85 = 33.983 -> 33.98
+  const body = (productId: 1 | 2) => env.body([{ productId, count: 2 }], { couponId, total: { 1: '16.98', 2: '33.98' }[productId] });
   assert.equal((await env.order('redis', 1, body(1))).status, 201);
   assert.equal(await mirrorOf(1), 3);
 

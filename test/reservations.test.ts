@@ -6,7 +6,7 @@ import {
   giveBackReservation, newReservation, openReservationIds, readMirroredStock, takeMirroredStock, type Line,
 } from '../src/orders/redis-stock.ts';
 import { reconcileStockMirrors, startStockReconciler } from '../src/orders/stock-reconciler.ts';
-import { createTestEnv, holdRow, json, productRow, type TestEnv } from './helpers.ts';
+import { createTestEnv, holdRow, json, productRow, untilSomeoneWaitsForALock, type TestEnv } from './helpers.ts';
 
 // The redis variant's reservations and the reconciler: every test reads Redis and the database
 // back. Seeded with 10 products of 1,000 units unless a test says otherwise.
@@ -27,16 +27,6 @@ async function takeOnly(lines: Line[]) {
 }
 
 /** Returns once a session of this test's database waits for a row lock. */
-async function untilSomeoneWaitsForALock() {
-  for (let tries = 0; ; tries++) {
-    const waiting = await env.sql`
-      select 1 from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`;
-    if (waiting.length) return;
-    assert.ok(tries < 200, 'nobody waited for a lock');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** Every product's mirror against its database stock. */
 async function assertMirrorsEqualDatabase() {
   const rows = await env.sql<{ id: number; stock: number }[]>`select id, stock from product order by id`;
@@ -112,7 +102,7 @@ test('a process dies after the take: its units stay held until the deadline, the
 test('an order that committed but was never settled: the reconciler settles it without giving back', async () => {
   const reservation = await takeOnly([{ productId: 5, count: 2 }]);
   // The process dies between the commit and the settle.
-  await env.sql.begin((tx) => placeOrder(tx, 1, env.body([{ productId: 5, count: 2 }]), reservation.id));
+  await env.sql.begin((tx) => placeOrder(tx, 1, env.body([{ productId: 5, count: 2 }]), { reservationId: reservation.id }));
   assert.deepEqual(await productRow(env.sql, 5), { stock: 998, sales: 2 });
   assert.equal(await mirrorOf(5), 998);
 
@@ -130,11 +120,11 @@ test('an order that commits while the reconciler waits for its locks is settled,
   const unlock = await holdRow(env.sql, 1);
   const reconcile = reconcileStockMirrors(env.sql, env.redis);
   try {
-    await untilSomeoneWaitsForALock();
+    await untilSomeoneWaitsForALock(env.sql);
     // ... so an order for product 2 takes and commits meanwhile, and is not settled yet. Only a
     // reconciler that reads the open reservations under its locks asks the database about this one.
     const reservation = await takeOnly([{ productId: 2, count: 2 }]);
-    await env.sql.begin((tx) => placeOrder(tx, 1, env.body([{ productId: 2, count: 2 }]), reservation.id));
+    await env.sql.begin((tx) => placeOrder(tx, 1, env.body([{ productId: 2, count: 2 }]), { reservationId: reservation.id }));
   } finally {
     await unlock();
   }

@@ -158,12 +158,11 @@ export async function runFaultCell(faultName: FaultName, variant: VariantName, s
 
         const mirrors = variant === 'redis' ? await waitForMirrors(admin, redis, t.mirrorWaitMs) : null;
         await service.stop(15_000);
+        const created = clients.records.filter((r) => r.outcome === 201 && r.orderNo).map((r) => ({ userId: r.userId, orderNo: r.orderNo! }));
         const audited = await audit(admin, redis, {
-          initialStock: s.seed.stock, initialPoints: s.seed.pointsPerUser, checkMirrors: false,
-          successes: clients.records.filter((r) => typeof r.outcome === 'number' && r.outcome >= 200 && r.outcome < 300).length,
+          initialStock: s.seed.stock, initialPoints: s.seed.pointsPerUser, checkMirrors: false, created, orderNumbers: s.numbers,
         });
-        const orders = await checkOrders(admin, s.numbers, clients.records.filter((r) => r.outcome === 201 && r.orderNo)
-          .map((r) => ({ userId: r.userId, orderNo: r.orderNo! })));
+        const orders = await checkOrders(admin, s.numbers, created);
         const cell: FaultCell = {
           fault: faultName, variant, description: fault.describe(t),
           faultAtSec: (span.start - loadStart) / 1000, faultSec: (span.end - span.start) / 1000,

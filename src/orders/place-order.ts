@@ -1,6 +1,7 @@
 import { Decimal } from 'decimal.js';
 import { AppError } from '../errors.ts';
 import type { CommitCheck } from '../transaction.ts';
+import { claimKey, type IdempotencyClaim } from './idempotency.ts';
 import { priceOrder } from './pricing.ts';
 import * as q from './queries.ts';
 import type { OrderItem, OrderRequest } from './request.ts';
@@ -15,16 +16,23 @@ export interface PlacedOrder {
   pointsUsed: number;
 }
 
-/** `reservationId`: the redis variant's Redis reservation, stored on the order row in the same insert. */
+export interface OrderExtras {
+  /** The redis variant's Redis reservation, stored on the order row in the same insert. */
+  reservationId?: string | null;
+  /** The request's Idempotency-Key, stored with the order in the same insert. */
+  idempotency?: IdempotencyClaim;
+}
+
 export async function placeOrder(db: q.Db, userId: number, req: OrderRequest,
-  reservationId: string | null = null): Promise<PlacedOrder> {
+  { reservationId = null, idempotency }: OrderExtras = {}): Promise<PlacedOrder> {
   const items = sortByProductId(req.items);
   const points = req.points ?? 0;
 
   // Reads, issued together: inside a transaction postgres.js pipelines them on its one connection,
-  // so they run in this order (products by id, then coupon, then points: one lock order for all
-  // orders) in a single round trip. Fewer round trips means row locks held for less time.
-  const [products, couponRow, pointsBalance] = await Promise.all([
+  // so they run in this order (the key's lock, products by id, then coupon, then points: one lock
+  // order for all orders) in a single round trip. Fewer round trips means row locks held for less time.
+  const [, products, couponRow, pointsBalance] = await Promise.all([
+    idempotency && claimKey(db, userId, idempotency.key),
     q.lockProducts(db, items.map((i) => i.productId)),
     req.couponId === undefined ? undefined : q.lockCoupon(db, req.couponId, userId),
     points > 0 ? q.lockPointsBalance(db, userId) : 0,
@@ -46,7 +54,7 @@ export async function placeOrder(db: q.Db, userId: number, req: OrderRequest,
     q.takeStock(db, items),
     price.pointsUsed > 0 ? q.spendPoints(db, userId, price.pointsUsed) : undefined,
     q.insertOrder(db,
-      { userId, totalAmount, couponId: req.couponId ?? null, pointsUsed: price.pointsUsed, lines, reservationId }),
+      { userId, totalAmount, couponId: req.couponId ?? null, pointsUsed: price.pointsUsed, lines, reservationId, idempotency }),
   ]);
   if (req.couponId !== undefined && !order.couponMarked) throw couponUsed(req.couponId);
   return { id: order.id, createdAt: order.createdAt, totalAmount, pointsUsed: price.pointsUsed };

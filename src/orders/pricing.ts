@@ -21,8 +21,6 @@ export interface PriceInput {
 
 export interface Price {
   subtotal: Decimal;
-  /** What the coupon took off. */
-  couponDiscount: Decimal;
   /** Points actually spent: never more than what is left to pay. */
   pointsUsed: number;
   total: Decimal;
@@ -46,7 +44,7 @@ export function priceOrder({ lines, coupon, points = 0, pointsBalance = 0 }: Pri
   const pointsUsed = Math.min(points, payableCents);
   const total = afterCoupon.minus(new Decimal(pointsUsed).dividedBy(100));
 
-  return { subtotal, couponDiscount: subtotal.minus(afterCoupon), pointsUsed, total };
+  return { subtotal, pointsUsed, total };
 }
 
 function applyCoupon(subtotal: Decimal, coupon: Coupon): Decimal {

@@ -1,4 +1,5 @@
 import type postgres from 'postgres';
+import type { IdempotencyClaim } from './idempotency.ts';
 import type { Coupon } from './pricing.ts';
 
 // Every statement of order placement, shared by all variants. Each takes `db`: the pool when a
@@ -85,6 +86,8 @@ export interface NewOrder {
   lines: { productId: number; snapshotId: number; count: number; unitPrice: string }[];
   /** The redis variant's reservation (null elsewhere): its row tells the reconciler the order committed. */
   reservationId: string | null;
+  /** Stored with the order: a second insert under the same key fails (idempotency_key_pkey). */
+  idempotency?: IdempotencyClaim;
 }
 
 /**
@@ -93,6 +96,7 @@ export interface NewOrder {
  * variants that hold no lock on it.
  */
 export async function insertOrder(db: Db, o: NewOrder): Promise<{ id: number; createdAt: Date; couponMarked: boolean }> {
+  const key = o.idempotency;
   const [row] = await db<{ id: string; createdAt: Date; couponMarked: boolean }[]>`
     with new_order as (
       insert into orders (user_id, total_amount, coupon_id, points_used, reservation_id)
@@ -109,6 +113,12 @@ export async function insertOrder(db: Db, o: NewOrder): Promise<{ id: number; cr
       update user_coupon set status = 'used', order_id = (select id from new_order), used_at = now()
       where id = ${o.couponId}::int and status = 'unused'
       returning id
+    ), idempotency as (
+      insert into idempotency_key (user_id, key, fingerprint, status_code, response, order_id, expires_at)
+      select ${o.userId}, ${key?.key ?? null}::text, ${key?.fingerprint ?? null}::text, 201,
+        json_build_object('totalAmount', ${o.totalAmount}::text, 'pointsUsed', ${o.pointsUsed}::int, 'status', 'pending_payment'),
+        new_order.id, now() + make_interval(secs => ${key?.ttlSeconds ?? 0}::int)
+      from new_order where ${key?.key ?? null}::text is not null
     )
     select id, created_at, exists (select 1 from coupon) as coupon_marked from new_order`;
   return { id: Number(row!.id), createdAt: row!.createdAt, couponMarked: row!.couponMarked };
@@ -135,11 +145,14 @@ export interface OrderRow {
   pointsUsed: number;
   status: string;
   createdAt: Date;
+  paidAt: Date | null;
+  cancelledAt: Date | null;
+  expiredAt: Date | null;
 }
 
 export async function findOrder(db: Db, id: number, userId: number) {
   const [order] = await db<OrderRow[]>`
-    select id, user_id, total_amount, coupon_id, points_used, status, created_at
+    select id, user_id, total_amount, coupon_id, points_used, status, created_at, paid_at, cancelled_at, expired_at
     from orders where id = ${id} and user_id = ${userId}`;
   if (!order) return undefined;
   const items = await db<{ productId: number; snapshotId: number; name: string; count: number; unitPrice: string }[]>`

@@ -50,6 +50,14 @@ for i = 2, #KEYS do
 end
 return 1`;
 
+// Units a cancelled or expired order gives back to the mirrors. A missing mirror stays missing,
+// as in GIVE_BACK_LUA. KEYS: the mirrors; ARGV: the units.
+const RETURN_LUA = `
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[i]) end
+end
+return 1`;
+
 // The reconciler's step, run while it holds every product row lock (see stock-reconciler.ts).
 // KEYS: the reservations, then each product's mirror. ARGV: now, each product's id, each
 // product's database stock, then the ids of reservations whose order committed. Every
@@ -96,10 +104,11 @@ type ScriptArgs = (string | number)[];
 interface StockScripts {
   takeStock(numberOfKeys: number, ...keysThenArgs: ScriptArgs): Promise<number>;
   giveBackStock(numberOfKeys: number, ...keysThenArgs: ScriptArgs): Promise<number>;
+  returnStock(numberOfKeys: number, ...keysThenArgs: ScriptArgs): Promise<number>;
   reconcileStock(numberOfKeys: number, ...keysThenArgs: ScriptArgs): Promise<[number, number, number]>;
 }
 const SCRIPTS: Record<keyof StockScripts, string> = {
-  takeStock: TAKE_LUA, giveBackStock: GIVE_BACK_LUA, reconcileStock: RECONCILE_LUA,
+  takeStock: TAKE_LUA, giveBackStock: GIVE_BACK_LUA, returnStock: RETURN_LUA, reconcileStock: RECONCILE_LUA,
 };
 
 const withScripts = new WeakSet<Redis>();
@@ -151,6 +160,11 @@ export async function giveBackReservation(redis: Redis, { id, lines }: Reservati
   const result = await scripts(redis).giveBackStock(1 + lines.length, RESERVATIONS_KEY,
     ...lines.map((l) => stockKey(l.productId)), id, ...lines.map((l) => l.count));
   return result === 1;
+}
+
+/** A settled order ended unpaid: its units go back to the mirrors (see lifecycle.ts for when). */
+export async function returnMirroredStock(redis: Redis, lines: Line[]) {
+  await scripts(redis).returnStock(lines.length, ...lines.map((l) => stockKey(l.productId)), ...lines.map((l) => l.count));
 }
 
 export function openReservationIds(redis: Redis): Promise<string[]> {

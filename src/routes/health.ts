@@ -1,5 +1,7 @@
-import { Hono } from 'hono';
-import type { AppDeps, AppEnv } from '../app-types.ts';
+import { createRoute } from '@hono/zod-openapi';
+import { z } from 'zod';
+import type { AppDeps } from '../app-types.ts';
+import { openApiApp } from './openapi-app.ts';
 
 // Answers within about a second whatever the load: its own PostgreSQL connection (not the
 // order pool, which may be exhausted), and each dependency given CHECK_MS to answer.
@@ -16,12 +18,32 @@ function check(probe: () => Promise<unknown>): Promise<Check> {
   return Promise.race([answer, timeout]).finally(() => clearTimeout(timer));
 }
 
+const checkSchema = z.enum(['ok', 'timeout', 'unreachable']);
+const healthSchema = z.object({
+  status: z.enum(['ok', 'degraded', 'draining']),
+  postgres: checkSchema,
+  redis: checkSchema,
+}).meta({ id: 'Health' });
+
+const healthRoute = createRoute({
+  method: 'get',
+  path: '/',
+  summary: 'Whether the service can take orders',
+  responses: {
+    200: { description: 'PostgreSQL and Redis both answer', content: { 'application/json': { schema: healthSchema } } },
+    503: {
+      description: 'PostgreSQL or Redis is `unreachable` or slow (`timeout`), or the service is `draining`',
+      content: { 'application/json': { schema: healthSchema } },
+    },
+  },
+});
+
 export function healthRoutes({ sql, healthSql = sql, redis, isDraining }: AppDeps) {
-  return new Hono<AppEnv>().get('/', async (c) => {
+  return openApiApp().openapi(healthRoute, async (c) => {
     const [postgres, redisState] = await Promise.all([check(() => healthSql`select 1`), check(() => redis.ping())]);
     const draining = isDraining?.() ?? false;
     const healthy = postgres === 'ok' && redisState === 'ok' && !draining;
-    const body = { status: draining ? 'draining' : healthy ? 'ok' : 'degraded', postgres, redis: redisState };
-    return c.json(body, healthy ? 200 : 503);
+    const body = { status: draining ? 'draining' as const : healthy ? 'ok' as const : 'degraded' as const, postgres, redis: redisState };
+    return healthy ? c.json(body, 200) : c.json(body, 503);
   });
 }

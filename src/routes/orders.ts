@@ -1,22 +1,32 @@
-import { Hono } from 'hono';
+import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppDeps, AppEnv } from '../app-types.ts';
-import { AppError, CommitOutcomeUnknown, errorBody } from '../errors.ts';
+import { AppError, CommitOutcomeUnknown, errorBody, toAppError } from '../errors.ts';
+import {
+  findStoredOutcome, fingerprintOf, isFinalRefusal, keyReused, parseIdempotencyKey, storeRefusal,
+  type IdempotencyClaim, type StoredOutcome,
+} from '../orders/idempotency.ts';
+import { cancelOrder, payOrder, type LifecycleDeps, type Log, type OrderStatus } from '../orders/lifecycle.ts';
 import { createOrderNumbers, dateStamp } from '../orders/order-number.ts';
 import type { PlacedOrder } from '../orders/place-order.ts';
 import { findOrder } from '../orders/queries.ts';
-import { orderRequestSchema, type OrderRequest } from '../orders/request.ts';
-import { isVariantName, VARIANT_NAMES, type PlaceOrderFn, type VariantName } from '../orders/variants/index.ts';
+import { VARIANT_NAMES, type PlaceOrderFn, type VariantName } from '../orders/variants/index.ts';
 import { withConnection, type Database } from '../transaction.ts';
 import { requireSession } from './auth.ts';
+import { readBodyAsJson } from './json-body.ts';
+import { openApiApp, refuseInvalid, validationFailed } from './openapi-app.ts';
+import { cancelOrderRoute, getOrderRoute, payOrderRoute, placeOrderRoute, type PlacedAnswer } from './orders-api.ts';
 
-export function orderRoutes({ db, redis, config, variants }: AppDeps & { db: Database; variants: Record<VariantName, PlaceOrderFn> }) {
+export function orderRoutes({ db, redis, config, variants, log }:
+  AppDeps & { db: Database; variants: Record<VariantName, PlaceOrderFn>; log: Log }) {
   const orderNumbers = createOrderNumbers(config.hashidsSalt);
-  const app = new Hono<AppEnv>();
+  const lifecycle: LifecycleDeps = { db, redis, paymentTtlSeconds: config.lifecycle.paymentTtlSeconds, log };
+  const app = openApiApp();
 
-  app.use('*', requireSession(redis));
+  app.use('*', requireSession(redis, config.sessionCacheMs));
 
-  app.post('/:variant',
+  const placeOrder = placeOrderRoute([
     bodyLimit({
       maxSize: config.bodyLimitBytes,
       // The body is left unread, so the connection cannot carry another request: say so, or a
@@ -24,41 +34,117 @@ export function orderRoutes({ db, redis, config, variants }: AppDeps & { db: Dat
       onError: (c) => c.json(errorBody(new AppError('PAYLOAD_TOO_LARGE', `the body exceeds ${config.bodyLimitBytes} bytes`)),
         413, { Connection: 'close' }),
     }),
-    async (c) => {
-      const variant = c.req.param('variant');
-      if (!isVariantName(variant)) {
-        throw new AppError('UNKNOWN_VARIANT', `no variant "${variant}"`, { variants: VARIANT_NAMES });
+    readBodyAsJson,
+  ]);
+
+  app.openapi(placeOrder, async (c) => {
+      const { variant } = c.req.valid('param');
+      const key = parseIdempotencyKey(c.req.valid('header')['Idempotency-Key']);
+      const request = c.req.valid('json');
+      const userId = c.get('userId');
+      const deadline = c.get('deadline');
+      const idempotency = key === undefined ? undefined
+        : { key, fingerprint: fingerprintOf(variant, request), ttlSeconds: config.lifecycle.idempotencyKeyTtlSeconds };
+
+      // A repeat of a finished submission is answered from its stored outcome, before any work
+      // (for the redis variant: before any Redis take).
+      const stored = idempotency && await withConnection(db, () => findStoredOutcome(db.sql, userId, idempotency.key), deadline);
+      if (stored) return replay(c, stored, idempotency!);
+
+      let order: PlacedOrder;
+      try {
+        order = await variants[variant](userId, request, { deadline, idempotency });
+      } catch (err) {
+        if (!idempotency) throw withOrderNo(err);
+        // A submission with the same key committed while this one ran (its key refused this
+        // order's, or made it a serialization failure): its outcome is the answer.
+        const first = await withConnection(db, () => findStoredOutcome(db.sql, userId, idempotency.key), deadline)
+          .catch(() => undefined); // the database is failing: the original error says so
+        if (first) return replay(c, first, idempotency);
+        const refusal = toAppError(err);
+        if (isFinalRefusal(refusal)) {
+          await withConnection(db, () => storeRefusal(db.sql, userId, idempotency, refusal), deadline)
+            .catch((storeErr: unknown) => log(`Idempotency-Key outcome not stored; a repeat will be processed anew`, storeErr));
+        }
+        throw withOrderNo(err);
       }
-      const request = parseOrderRequest(await c.req.text());
-      const order = await variants[variant](c.get('userId'), request, { deadline: c.get('deadline') })
-        .catch((err: unknown) => { throw withOrderNo(err); });
       return c.json({
         orderNo: orderNumbers.format(order.id, order.createdAt),
         totalAmount: order.totalAmount,
         pointsUsed: order.pointsUsed,
-        status: 'pending_payment',
+        status: 'pending_payment' as const,
       }, 201);
+    }, (result, c) => {
+      if (result.success) return;
+      // The variant is an enum for the API description; a name outside it is a missing resource.
+      if (result.target === 'param') {
+        throw new AppError('UNKNOWN_VARIANT', `no variant "${c.req.param('variant')}"`, { variants: VARIANT_NAMES });
+      }
+      if (result.target === 'json') throw validationFailed('the order', result.error);
+      refuseInvalid(result, c);
     });
 
-  app.get('/:orderNo', async (c) => {
-    const orderNo = c.req.param('orderNo');
+  app.openapi(getOrderRoute, async (c) =>
+    c.json(await orderView(c.req.valid('param').orderNo, c.get('userId'), c.get('deadline')), 200));
+
+  app.openapi(payOrderRoute, async (c) => {
+    const { orderNo, userId, deadline } = lifecycleTarget(c);
+    const { id } = await ownOrder(orderNo, userId, deadline);
+    await payOrder(lifecycle, id, userId, deadline);
+    return c.json(await orderView(orderNo, userId, deadline), 200);
+  });
+
+  app.openapi(cancelOrderRoute, async (c) => {
+    const { orderNo, userId, deadline } = lifecycleTarget(c);
+    const { id } = await ownOrder(orderNo, userId, deadline);
+    await cancelOrder(lifecycle, id, userId, deadline);
+    return c.json(await orderView(orderNo, userId, deadline), 200);
+  });
+
+  function lifecycleTarget(c: Context<AppEnv>) {
+    return { orderNo: c.req.param('orderNo')!, userId: c.get('userId'), deadline: c.get('deadline') };
+  }
+
+  /**
+   * The order a number names, if it is this user's. Someone else's order is answered exactly like
+   * a missing one, so numbers cannot be probed.
+   */
+  async function ownOrder(orderNo: string, userId: number, deadline: number) {
     const parsed = orderNumbers.parse(orderNo);
-    const found = parsed && await withConnection(db, () => findOrder(db.sql, parsed.id, c.get('userId')), c.get('deadline'));
-    // Someone else's order is answered exactly like a missing one, so numbers cannot be probed.
+    const found = parsed && await withConnection(db, () => findOrder(db.sql, parsed.id, userId), deadline);
     if (!found || dateStamp(found.order.createdAt) !== parsed.date) {
       throw new AppError('NOT_FOUND', `no order ${orderNo}`);
     }
-    const { order, items } = found;
-    return c.json({
+    return { id: parsed.id, ...found };
+  }
+
+  async function orderView(orderNo: string, userId: number, deadline: number) {
+    const { order, items } = await ownOrder(orderNo, userId, deadline);
+    return {
       orderNo,
-      status: order.status,
+      status: order.status as OrderStatus,
       totalAmount: order.totalAmount,
       couponId: order.couponId,
       pointsUsed: order.pointsUsed,
       createdAt: order.createdAt.toISOString(),
+      paidAt: order.paidAt?.toISOString() ?? null,
+      cancelledAt: order.cancelledAt?.toISOString() ?? null,
+      expiredAt: order.expiredAt?.toISOString() ?? null,
       items,
-    });
-  });
+    };
+  }
+
+  /** The first submission's outcome, again: same status, same body, marked as a replay. */
+  function replay(c: Context<AppEnv>, stored: StoredOutcome, claim: IdempotencyClaim): PlacedAnswer {
+    if (stored.fingerprint !== claim.fingerprint) throw keyReused();
+    const body = stored.order
+      ? { orderNo: orderNumbers.format(stored.order.id, stored.order.createdAt), ...stored.response }
+      : stored.response;
+    c.header('Idempotent-Replayed', 'true');
+    // Typed as the 201 the route returns; a replay repeats whichever documented answer the first
+    // submission got (a 201 or a refusal), from the database.
+    return c.json(body, stored.statusCode as ContentfulStatusCode) as unknown as PlacedAnswer;
+  }
 
   /** The buyer of an order whose commit went unanswered learns its number, to look it up. */
   function withOrderNo(err: unknown) {
@@ -69,20 +155,4 @@ export function orderRoutes({ db, redis, config, variants }: AppDeps & { db: Dat
   }
 
   return app;
-}
-
-function parseOrderRequest(body: string): OrderRequest {
-  let json: unknown;
-  try {
-    json = JSON.parse(body);
-  } catch {
-    throw new AppError('MALFORMED_JSON', 'the body is not valid JSON');
-  }
-  const result = orderRequestSchema.safeParse(json);
-  if (!result.success) {
-    throw new AppError('VALIDATION_FAILED', 'the order does not match the schema', {
-      issues: result.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
-    });
-  }
-  return result.data;
 }

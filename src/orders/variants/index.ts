@@ -1,4 +1,6 @@
+import { batched } from './batched.ts';
 import { noTx } from './no-tx.ts';
+import { oneRoundTrip } from './one-round-trip.ts';
 import { redisPrefiltered } from './redis.ts';
 import { rowLock } from './row-lock.ts';
 import { serializableRetry } from './serializable-retry.ts';
@@ -11,6 +13,8 @@ export const VARIANTS = {
   'serializable-retry': serializableRetry,
   'row-lock': rowLock,
   redis: redisPrefiltered,
+  'one-round-trip': oneRoundTrip,
+  batched,
 } satisfies Record<string, (deps: VariantDeps) => PlaceOrderFn>;
 
 export type VariantName = keyof typeof VARIANTS;

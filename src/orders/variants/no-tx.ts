@@ -8,6 +8,6 @@ import type { PlaceOrderFn, VariantDeps } from './types.ts';
 // failed, a coupon on two orders.
 // Kept to show that damage, never to be copied.
 export function noTx({ db }: VariantDeps): PlaceOrderFn {
-  return (userId, request, { deadline } = {}) =>
-    withConnection(db, () => placeOrder(db.sql, userId, request), deadline);
+  return (userId, request, { deadline, idempotency } = {}) =>
+    withConnection(db, () => placeOrder(db.sql, userId, request, { idempotency }), deadline);
 }

@@ -23,11 +23,11 @@ export function redisPrefiltered(variantDeps: VariantDeps): PlaceOrderFn {
   const deps: Deps = { ...variantDeps, log: variantDeps.log ?? console.error };
   const { db, redis, log } = deps;
   const check = orderCommitCheck(db.sql);
-  return async (userId, request, { deadline } = {}) => {
+  return async (userId, request, { deadline, idempotency } = {}) => {
     const lines = request.items.map(({ productId, count }) => ({ productId, count }));
     const reservation = await reserve(deps, lines, deadline);
     const order = await inTransaction(db, 'read committed',
-      (tx) => placeOrder(tx, userId, request, reservation.id), deadline, check)
+      (tx) => placeOrder(tx, userId, request, { reservationId: reservation.id, idempotency }), deadline, check)
       .catch(async (err: unknown) => {
         // The COMMIT's answer was lost and nobody could tell whether it applied: giving back now
         // could free units a committed order took. The reconciler asks the database later and
@@ -55,6 +55,7 @@ async function reserve(deps: Deps, lines: Line[], deadline: number | undefined):
   }
   if (take.taken) return reservation;
   const { productId } = take;
+  if (take.reason === 'short') deps.metrics?.redisRefused.inc();
   throw take.reason === 'short'
     ? new AppError('OUT_OF_STOCK', `product ${productId} is sold out`, { productId })
     // Rebuilt a moment ago and missing again: Redis is losing its data.

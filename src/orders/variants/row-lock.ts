@@ -7,6 +7,6 @@ import type { PlaceOrderFn, VariantDeps } from './types.ts';
 // sees the latest committed stock once it holds the lock: no 40001 to retry. Products are locked
 // in ascending id order, so two orders over the same products cannot deadlock.
 export function rowLock({ db }: VariantDeps): PlaceOrderFn {
-  return (userId, request, { deadline } = {}) =>
-    inTransaction(db, 'read committed', (tx) => placeOrder(tx, userId, request), deadline, orderCommitCheck(db.sql));
+  return (userId, request, { deadline, idempotency } = {}) =>
+    inTransaction(db, 'read committed', (tx) => placeOrder(tx, userId, request, { idempotency }), deadline, orderCommitCheck(db.sql));
 }

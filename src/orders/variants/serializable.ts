@@ -6,6 +6,6 @@ import type { PlaceOrderFn, VariantDeps } from './types.ts';
 // stale (SQLSTATE 40001); that abort reaches the client as 409 SERIALIZATION_FAILURE.
 // Correct, but on hot rows many buyers are turned away and have to retry themselves.
 export function serializable({ db }: VariantDeps): PlaceOrderFn {
-  return (userId, request, { deadline } = {}) =>
-    inTransaction(db, 'serializable', (tx) => placeOrder(tx, userId, request), deadline, orderCommitCheck(db.sql));
+  return (userId, request, { deadline, idempotency } = {}) =>
+    inTransaction(db, 'serializable', (tx) => placeOrder(tx, userId, request, { idempotency }), deadline, orderCommitCheck(db.sql));
 }

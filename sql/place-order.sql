@@ -1,0 +1,264 @@
+-- Order placement inside PostgreSQL, for the one-round-trip and batched variants
+-- (src/orders/variants/one-round-trip.ts, batched.ts). Run by recreateSchema right after init.sql.
+--
+-- The service prices the order (src/orders/pricing.ts, the one implementation) from the prices the
+-- buyer saw and the coupon's definition; these functions compute no totals. They lock the rows,
+-- VERIFY that every input the price was based on still holds (price, snapshot, shelf, stock,
+-- coupon definition, owner and status, points balance) and write the order, or name the first
+-- input that no longer holds, in the order src/orders/place-order.ts checks them.
+--
+-- One order, one statement, one round trip (autocommit at READ COMMITTED: all or nothing):
+--
+--   select * from place_order(
+--     p_user_id integer,
+--     p_product_ids integer[],     -- distinct; any order (they are locked ascending)
+--     p_snapshot_ids integer[],    -- per line: the snapshot the buyer saw
+--     p_counts integer[],
+--     p_prices numeric[],          -- per line: the unit price the buyer saw and the service priced with
+--     p_coupon_id integer,         -- null: no coupon
+--     p_coupon_kind coupon_kind, p_coupon_rate numeric, p_coupon_threshold numeric, p_coupon_amount numeric,
+--     p_points integer,            -- points asked: the balance must cover them
+--     p_points_used integer,       -- points spent, as priced
+--     p_total numeric,             -- the total, as priced
+--     p_request_key uuid,          -- stored on the order: finds it after a lost answer (may be null)
+--     p_idem_key text default null, p_idem_fingerprint text default null, p_idem_ttl_seconds integer default null)
+--   -> (order_id bigint, created_at timestamptz, refusal jsonb)   -- refusal null: placed
+--
+--   e.g. pgbench:  select * from place_order(1, '{1,2}', '{1,2}', '{2,1}', '{9.99,19.99}',
+--                    null, null, null, null, null, 0, 0, 39.97, gen_random_uuid());
+--
+-- A batch of orders, one statement (one transaction, one WAL flush):
+--   select * from place_orders(p_orders jsonb)  -> (idx, order_id, created_at, refusal)
+--   p_orders: [{idx, user_id, product_ids, snapshot_ids, counts, prices, coupon_id, coupon_kind,
+--               coupon_rate, coupon_threshold, coupon_amount, points, points_used, total,
+--               request_key, idem_key, idem_fingerprint, idem_ttl_seconds, verify_only}, ...]
+--
+-- order_refusal(...) alone (no locks, no writes) is the diagnostic read of a refused order.
+
+drop function if exists place_order, place_orders, order_refusal, write_order, lock_order_rows;
+drop type if exists batch_order;
+
+-- The key a one-round-trip or batched order is found by when the answer to its statement was lost.
+alter table orders add column request_key uuid;
+create unique index orders_request_key_idx on orders (request_key) where request_key is not null;
+
+-- One lock order for every order and batch: products ascending, then coupons ascending, then
+-- points rows ascending (as place-order.ts). Two batches over the same rows queue on the lowest
+-- id instead of deadlocking. The ORDER BY sits below the row locks, so rows are locked sorted.
+create function lock_order_rows(p_product_ids integer[], p_coupon_ids integer[], p_coupon_users integer[],
+  p_point_users integer[]) returns void language plpgsql as $$
+begin
+  perform 1 from product where id = any(p_product_ids) order by id for update;
+  -- Only a coupon its buyer owns: a coupon named by someone else is refused, never locked.
+  perform 1 from user_coupon c join unnest(p_coupon_ids, p_coupon_users) as o(id, user_id)
+    on c.id = o.id and c.user_id = o.user_id
+    order by c.id for update of c;
+  perform 1 from points where user_id = any(p_point_users) order by user_id for update;
+end $$;
+
+-- The first input the order's price was based on that no longer holds, or null. Plain reads: the
+-- caller holds the locks (or, as a diagnostic, wants none). Each statement of a volatile function
+-- takes a fresh snapshot, so after the locks it reads the latest committed rows.
+create function order_refusal(p_user_id integer, p_product_ids integer[], p_snapshot_ids integer[],
+  p_counts integer[], p_prices numeric[], p_coupon_id integer, p_coupon_kind coupon_kind,
+  p_coupon_rate numeric, p_coupon_threshold numeric, p_coupon_amount numeric, p_points integer)
+returns jsonb language plpgsql as $$
+declare
+  v_refusal jsonb;
+  v_coupon record;
+  v_balance integer;
+begin
+  -- Lines in ascending product id, each checked in place-order.ts's order; the first failing wins.
+  select case
+      when p.id is null then jsonb_build_object('code', 'UNKNOWN_PRODUCT', 'productId', v.id)
+      when not p.on_shelf then jsonb_build_object('code', 'OFF_SHELF', 'productId', v.id)
+      when p.price <> v.price then
+        jsonb_build_object('code', 'PRICE_CHANGED', 'productId', v.id, 'price', p.price::text, 'snapshotId', p.snapshot_id)
+      when p.snapshot_id is distinct from v.snapshot_id then
+        jsonb_build_object('code', 'SNAPSHOT_CHANGED', 'productId', v.id, 'snapshotId', p.snapshot_id)
+      else jsonb_build_object('code', 'OUT_OF_STOCK', 'productId', v.id, 'available', p.stock, 'requested', v.count)
+    end
+  into v_refusal
+  from unnest(p_product_ids, p_snapshot_ids, p_counts, p_prices) as v(id, snapshot_id, count, price)
+  left join product p on p.id = v.id
+  where p.id is null or not p.on_shelf or p.price <> v.price or p.snapshot_id is distinct from v.snapshot_id
+     or p.stock < v.count
+  order by v.id
+  limit 1;
+  if v_refusal is not null then return v_refusal; end if;
+
+  if p_coupon_id is not null then
+    select status, kind, rate, threshold, amount into v_coupon
+    from user_coupon where id = p_coupon_id and user_id = p_user_id;
+    if not found then
+      return jsonb_build_object('code', 'COUPON_INVALID', 'couponId', p_coupon_id, 'reason', 'not_owned');
+    end if;
+    if v_coupon.status <> 'unused' then
+      return jsonb_build_object('code', 'COUPON_INVALID', 'couponId', p_coupon_id, 'reason', 'used');
+    end if;
+    -- The service priced with this definition; a different one would make its total wrong.
+    if p_coupon_kind is not null and (v_coupon.kind, v_coupon.rate, v_coupon.threshold, v_coupon.amount)
+        is distinct from (p_coupon_kind, p_coupon_rate, p_coupon_threshold, p_coupon_amount) then
+      return jsonb_build_object('code', 'COUPON_CHANGED', 'couponId', p_coupon_id);
+    end if;
+  end if;
+
+  if p_points > 0 then
+    select balance into v_balance from points where user_id = p_user_id;
+    if coalesce(v_balance, 0) < p_points then
+      return jsonb_build_object('code', 'POINTS_INSUFFICIENT', 'requested', p_points, 'balance', coalesce(v_balance, 0));
+    end if;
+  end if;
+  return null;
+end $$;
+
+-- Writes a verified order. Every update is guarded by the condition it was verified on, and a
+-- guard that fails raises (serialization_failure): the order's statement or subtransaction rolls
+-- back whole. With the locks held it never fires; it keeps a lock-order slip from becoming damage.
+create function write_order(p_user_id integer, p_product_ids integer[], p_snapshot_ids integer[],
+  p_counts integer[], p_prices numeric[], p_coupon_id integer, p_points integer, p_points_used integer,
+  p_total numeric, p_request_key uuid, p_idem_key text, p_idem_fingerprint text, p_idem_ttl_seconds integer)
+returns table (order_id bigint, created_at timestamptz) language plpgsql as $$
+#variable_conflict use_column
+declare
+  v_rows integer;
+  v_order_id bigint;
+  v_created_at timestamptz;
+begin
+  update product p set stock = p.stock - v.count, sales = p.sales + v.count, updated_at = now()
+  from unnest(p_product_ids, p_snapshot_ids, p_counts, p_prices) as v(id, snapshot_id, count, price)
+  where p.id = v.id and p.stock >= v.count and p.on_shelf and p.price = v.price and p.snapshot_id = v.snapshot_id;
+  get diagnostics v_rows = row_count;
+  if v_rows <> cardinality(p_product_ids) then
+    raise exception 'a product changed after it was verified' using errcode = 'serialization_failure';
+  end if;
+
+  if p_points_used > 0 then
+    update points set balance = balance - p_points_used where user_id = p_user_id and balance >= p_points;
+    get diagnostics v_rows = row_count;
+    if v_rows <> 1 then
+      raise exception 'the points balance changed after it was verified' using errcode = 'serialization_failure';
+    end if;
+  end if;
+
+  insert into orders (user_id, total_amount, coupon_id, points_used, request_key)
+  values (p_user_id, p_total, p_coupon_id, p_points_used, p_request_key)
+  returning id, created_at into v_order_id, v_created_at;
+
+  insert into order_item (order_id, product_id, snapshot_id, count, unit_price)
+  select v_order_id, v.id, v.snapshot_id, v.count, v.price
+  from unnest(p_product_ids, p_snapshot_ids, p_counts, p_prices) as v(id, snapshot_id, count, price);
+
+  if p_coupon_id is not null then
+    update user_coupon set status = 'used', order_id = v_order_id, used_at = now()
+    where id = p_coupon_id and user_id = p_user_id and status = 'unused';
+    get diagnostics v_rows = row_count;
+    if v_rows <> 1 then
+      raise exception 'the coupon changed after it was verified' using errcode = 'serialization_failure';
+    end if;
+  end if;
+
+  -- The Idempotency-Key is stored with the order, as queries.ts insertOrder stores it: a second
+  -- order under the same key fails on idempotency_key_pkey and the route replays the first.
+  if p_idem_key is not null then
+    insert into idempotency_key (user_id, key, fingerprint, status_code, response, order_id, expires_at)
+    values (p_user_id, p_idem_key, p_idem_fingerprint, 201,
+      json_build_object('totalAmount', p_total::numeric(10,2)::text, 'pointsUsed', p_points_used, 'status', 'pending_payment'),
+      v_order_id, now() + make_interval(secs => p_idem_ttl_seconds));
+  end if;
+
+  return query select v_order_id, v_created_at;
+end $$;
+
+create function place_order(p_user_id integer, p_product_ids integer[], p_snapshot_ids integer[],
+  p_counts integer[], p_prices numeric[], p_coupon_id integer, p_coupon_kind coupon_kind,
+  p_coupon_rate numeric, p_coupon_threshold numeric, p_coupon_amount numeric, p_points integer,
+  p_points_used integer, p_total numeric, p_request_key uuid,
+  p_idem_key text default null, p_idem_fingerprint text default null, p_idem_ttl_seconds integer default null)
+returns table (order_id bigint, created_at timestamptz, refusal jsonb) language plpgsql as $$
+#variable_conflict use_column
+declare
+  v_refusal jsonb;
+begin
+  if not claim_idempotency_key(p_user_id, p_idem_key) then
+    return query select null::bigint, null::timestamptz, jsonb_build_object('code', 'IDEMPOTENCY_KEY_IN_USE');
+    return;
+  end if;
+  perform lock_order_rows(p_product_ids, array[p_coupon_id], array[p_user_id],
+    case when p_points > 0 then array[p_user_id] else '{}'::integer[] end);
+  v_refusal := order_refusal(p_user_id, p_product_ids, p_snapshot_ids, p_counts, p_prices, p_coupon_id,
+    p_coupon_kind, p_coupon_rate, p_coupon_threshold, p_coupon_amount, p_points);
+  if v_refusal is not null then
+    return query select null::bigint, null::timestamptz, v_refusal;
+    return;
+  end if;
+  return query select w.order_id, w.created_at, null::jsonb
+    from write_order(p_user_id, p_product_ids, p_snapshot_ids, p_counts, p_prices, p_coupon_id, p_points,
+      p_points_used, p_total, p_request_key, p_idem_key, p_idem_fingerprint, p_idem_ttl_seconds) w;
+end $$;
+
+-- Every order of a batch in one transaction: the batch's rows are locked once (the union, in the
+-- one lock order) and the commit's WAL flush is shared. Each order is verified against the rows
+-- as the orders before it left them, and written in a subtransaction of its own (the EXCEPTION
+-- block), so an order that fails never fails its neighbours nor leaves a partial write.
+-- verify_only orders (the service's pricing refused them) are checked, never written: their
+-- refusal, if any, is the one the buyer must hear first.
+create type batch_order as (
+  idx integer, user_id integer, product_ids integer[], snapshot_ids integer[], counts integer[],
+  prices numeric[], coupon_id integer, coupon_kind coupon_kind, coupon_rate numeric,
+  coupon_threshold numeric, coupon_amount numeric, points integer, points_used integer, total numeric,
+  request_key uuid, idem_key text, idem_fingerprint text, idem_ttl_seconds integer, verify_only boolean
+);
+
+create function place_orders(p_orders jsonb)
+returns table (idx integer, order_id bigint, created_at timestamptz, refusal jsonb) language plpgsql as $$
+#variable_conflict use_column
+declare
+  v_orders batch_order[];
+  v_writing batch_order[];
+  v_in_use integer[];
+  o batch_order;
+  w record;
+  v_refusal jsonb;
+  v_state text;
+  v_message text;
+  v_constraint text;
+begin
+  select array_agg(x order by x.idx) into v_orders from jsonb_populate_recordset(null::batch_order, p_orders) x;
+
+  -- Keys first (as place-order.ts): a key held by a concurrent submission refuses its order only.
+  select coalesce(array_agg(x.idx), '{}') into v_in_use from unnest(v_orders) x
+  where x.idem_key is not null and not claim_idempotency_key(x.user_id, x.idem_key);
+
+  select coalesce(array_agg(x), '{}') into v_writing from unnest(v_orders) x
+  where not x.verify_only and x.idx <> all(v_in_use);
+  perform lock_order_rows(
+    array(select distinct p from unnest(v_writing) x, unnest(x.product_ids) p),
+    array(select x.coupon_id from unnest(v_writing) x where x.coupon_id is not null),
+    array(select x.user_id from unnest(v_writing) x where x.coupon_id is not null),
+    array(select distinct x.user_id from unnest(v_writing) x where x.points > 0));
+
+  foreach o in array v_orders loop
+    idx := o.idx; order_id := null; created_at := null;
+    if o.idx = any(v_in_use) then
+      v_refusal := jsonb_build_object('code', 'IDEMPOTENCY_KEY_IN_USE');
+    else
+      v_refusal := order_refusal(o.user_id, o.product_ids, o.snapshot_ids, o.counts, o.prices, o.coupon_id,
+        o.coupon_kind, o.coupon_rate, o.coupon_threshold, o.coupon_amount, o.points);
+    end if;
+    if v_refusal is null and not o.verify_only then
+      begin
+        select * into w from write_order(o.user_id, o.product_ids, o.snapshot_ids, o.counts, o.prices, o.coupon_id,
+          o.points, o.points_used, o.total, o.request_key, o.idem_key, o.idem_fingerprint, o.idem_ttl_seconds);
+        order_id := w.order_id;
+        created_at := w.created_at;
+      exception when others then
+        get stacked diagnostics v_state = returned_sqlstate, v_message = message_text, v_constraint = constraint_name;
+        v_refusal := jsonb_build_object('code', 'SQL_ERROR', 'sqlstate', v_state, 'message', v_message,
+          'constraint', nullif(v_constraint, ''));
+      end;
+    end if;
+    refusal := v_refusal;
+    return next;
+  end loop;
+end $$;
