@@ -13,9 +13,10 @@ import { LIFECYCLE, runLifecycleCell, type LifecycleCell } from './lifecycle.ts'
 import { describeMachine } from './machine.ts';
 import { runOpenLoop, type OpenPoint, type OpenStep } from './open-run.ts';
 import { stopAllPgbench } from './pgbench.ts';
-import { DEFAULT_POOL, estimateCeilingSec, estimateCellSec, estimateLifecycleSec, estimateOpenSec, eta, minutes, planRounds, startsGroup } from './plan.ts';
+import { DEFAULT_POOL, estimateCeilingSec, estimateCellSec, estimateHttpRunSec, estimateLifecycleSec, estimateOpenSec, eta, minutes, planRounds, startsGroup } from './plan.ts';
 import { writeReport } from './report.ts';
 import { runCell, type Cell } from './run.ts';
+import { runSettingsCost, SETTINGS, type SettingsCost } from './settings-cost.ts';
 import { SCENARIOS, SCENARIO_NAMES, type Scale, type ScenarioName } from './scenarios.ts';
 import { stopAllServices } from './service-process.ts';
 import { findServices, ownServices, USUAL_PROBES } from '../servers/services.ts';
@@ -53,11 +54,15 @@ const QUICK = { connections: 10, ordersPerConnection: 20, warmup: 2, openDuratio
 const DEFAULT_REPEAT = 3;
 const DEFAULT_OPEN_SCENARIOS: ScenarioName[] = ['mixed-100', 'hot-100'];
 const DEFAULT_LOAD_PERCENT = [50, 75, 90];
-const DEFAULT_OPEN_DURATION = 8;
+const DEFAULT_OPEN_DURATION = 5;
 const DEFAULT_CEILING_DURATION = 8;
 /** The lifecycle scenario's buyers x orders each (full and --quick); --connections and --orders override. */
 const LIFECYCLE_SCALE = { full: { buyers: 20, ordersPerBuyer: 15 }, quick: { buyers: 3, ordersPerBuyer: 3 } };
 const ALL_SCENARIOS = [...SCENARIO_NAMES, LIFECYCLE] as const;
+/** What the settings' cost is measured on: mixed-100's users, this many orders each, through the first of these variants run. */
+const SETTINGS_SCENARIO: ScenarioName = 'mixed-100';
+const SETTINGS_ORDERS_PER_USER = 20;
+const SETTINGS_VARIANTS: VariantName[] = ['row-lock', 'one-round-trip', 'batched', 'redis', 'serializable-retry'];
 type AnyScenario = (typeof ALL_SCENARIOS)[number];
 
 const program = new Command('bench')
@@ -69,7 +74,7 @@ const program = new Command('bench')
     .argParser(listOf(ALL_SCENARIOS)).default(ALL_SCENARIOS, 'all'))
   .option('--connections <n>', 'concurrent users, overriding every scenario\'s own', positiveInt)
   .option('--orders <n>', 'orders per user, overriding every scenario\'s own', positiveInt)
-  .option('--warmup <n>', 'warm-up orders per user before each measured run', positiveInt, 20)
+  .option('--warmup <n>', 'warm-up orders per user before each measured run', positiveInt, 10)
   .addOption(new Option('--pool <list>', 'database connections of the service, the direct run and the ceiling\'s pgbench clients; ' +
     'a list (8,16,32) runs the closed-loop matrix once per pool size').argParser(positiveInts).default([DEFAULT_POOL], String(DEFAULT_POOL)))
   .option('--repeat <n>', `closed-loop runs of every variant x scenario, interleaved (default ${DEFAULT_REPEAT}; --quick 1)`, positiveInt)
@@ -83,6 +88,8 @@ const program = new Command('bench')
   .option('--ceiling-duration <s>', `seconds each database ceiling (pgbench) runs (default ${DEFAULT_CEILING_DURATION}; ` +
     `--quick ${QUICK.ceilingDuration}; the flash sale runs its attempts instead)`, positiveInt)
   .option('--no-ceiling', 'skip the database ceiling (pgbench)')
+  .option('--no-settings-cost', `skip measuring what metrics, logs and the session cache cost (${SETTINGS_SCENARIO}, HTTP, ` +
+    `${SETTINGS.length} settings x the rounds)`)
   .option('--quick', `smoke run: at most ${QUICK.connections} users x ${QUICK.ordersPerConnection} orders per scenario, one round`, false)
   .option('--out <dir>', 'where to write the results', 'bench/results')
   .addOption(new Option('--faults [list]', `fault bench instead: comma-separated faults (${FAULT_NAMES.join(', ')}), all when ` +
@@ -127,7 +134,7 @@ an unexplained order, a crashed worker, or no recovery within --recovery-bound.`
 
 interface Options {
   variants: VariantName[]; scenarios: AnyScenario[]; connections?: number; orders?: number; warmup: number;
-  pool: number[]; quick: boolean; ceiling: boolean; ceilingDuration?: number; out: string; probePostgres: string; probeRedis: string;
+  pool: number[]; quick: boolean; ceiling: boolean; settingsCost: boolean; ceilingDuration?: number; out: string; probePostgres: string; probeRedis: string;
   repeat?: number; openLoop: ScenarioName[] | false; rate?: number[]; load: number[]; openDuration?: number;
   /** true: --faults without a list, all of them. */
   faults?: FaultName[] | true; outage?: number; lockHold?: number; lead?: number; tail?: number; recoveryBound: number; workers: number;
@@ -201,12 +208,15 @@ async function main(): Promise<number> {
     if (explicitOpen && o.openLoop && openScenarios.length < o.openLoop.length) {
       return program.error('--open-loop: a scenario not in --scenarios needs --rate (its capacity is not measured)');
     }
+    const settingsVariant = SETTINGS_VARIANTS.find((v) => o.variants.includes(v));
+    const settingsScale = { ...scaleOf(SETTINGS_SCENARIO), ordersPerConnection: o.orders ?? Math.min(SETTINGS_ORDERS_PER_USER, scaleOf(SETTINGS_SCENARIO).ordersPerConnection) };
+    const settingsRuns = o.settingsCost && settingsVariant && o.scenarios.includes(SETTINGS_SCENARIO) ? SETTINGS.length * repeat : 0;
     const steps = o.rate?.length ?? o.load.length;
     const openDuration = o.openDuration ?? (o.quick ? QUICK.openDuration : DEFAULT_OPEN_DURATION);
     const openEstimate = estimateOpenSec(steps, openDuration);
     const estimate = planned.reduce((t, c, k) => t + estimateCellSec(c.scale) +
       (!ceilingMissing && startsGroup(planned, k) ? ceilingSec(c.scenario, c.scale) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
-      lifecycleVariants.length * estimateLifecycleSec(lifecycleScale);
+      lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + settingsRuns * estimateHttpRunSec(settingsScale);
     log(`bench: ${o.variants.length} variants x ${o.scenarios.length} scenarios x ${repeat} round${repeat > 1 ? 's' : ''}` +
       (openScenarios.length ? `, open loop on ${openScenarios.join(', ')} at ${o.rate ? `${o.rate.join(', ')} req/s` : `${o.load.join('/')}% of capacity`}` : '') +
       `, pool ${o.pool.join(', ')}, ceiling ${ceilingMissing ? `n/a (${ceilingMissing})` : `by ${machine.pgbench}`}, PostgreSQL ${machine.postgres.version} (${services.origin.postgres}), Redis (${services.origin.redis}), ` +
@@ -263,15 +273,27 @@ async function main(): Promise<number> {
       clock.done(estimateLifecycleSec(lifecycleScale));
     }
 
+    let settingsCost: SettingsCost | null = null;
+    if (settingsRuns && settingsVariant) {
+      settingsCost = await runSettingsCost(SCENARIOS[SETTINGS_SCENARIO], settingsVariant, settingsScale, repeat, {
+        databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool,
+        warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, settingsScale.ordersPerConnection),
+      }, {
+        before: (label) => log(`${label}: ${clock.line()}`),
+        after: () => clock.done(estimateHttpRunSec(settingsScale)),
+      });
+    }
+
     const targets = evaluateTargets(summaries, { fullScale: !o.quick && !o.connections && !o.orders });
     const tookSec = (Date.now() - started) / 1000;
-    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, pools: o.pool, open, lifecycle, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
+    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, pools: o.pool, open, lifecycle, settingsCost, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
     process.stdout.write(`\n${written.console}\n`);
     log(`written: ${written.files.join(', ')} (${minutes(tookSec)}, estimated ${minutes(estimate)})`);
     const damaged = [
       ...summaries.filter((c) => c.variant !== 'no-tx' && (!c.http.clean || !c.direct.clean)).map((c) => `${c.scenario}/${c.variant}`),
       ...open.filter((p) => p.variant !== 'no-tx' && !p.audit.clean).map((p) => `${p.scenario}/${p.variant} open loop at ${Math.round(p.offeredPerSec)}/s`),
       ...lifecycle.filter((c) => c.variant !== 'no-tx' && !c.audit.clean).map((c) => `${LIFECYCLE}/${c.variant}`),
+      ...(settingsCost?.settings.filter((c) => !c.clean).map((c) => `${SETTINGS_SCENARIO}/${settingsCost!.variant} with ${c.setting}`) ?? []),
     ];
     if (damaged.length) {
       log(`AUDIT FAILED for ${damaged.join(', ')}`);

@@ -33,12 +33,12 @@ export function startsGroup(cells: PlannedCell[], k: number): boolean {
   return !a || a.round !== b.round || a.pool !== b.pool || a.scenario !== b.scenario;
 }
 
-// Rough rates for an estimate before anything ran (a full run on 2 cores: ~900 requests/s over
-// HTTP, ~1,300 directly), and what a cell costs besides its measured orders: a fresh schema,
+// Rough rates for an estimate before anything ran (a full run on 2 shared cores: ~300 requests/s
+// over HTTP, ~450 directly), and what a cell costs besides its measured orders: a fresh schema,
 // the service started and stopped, two warm-ups, seeds and audits.
-const HTTP_PER_SEC = 900;
-const DIRECT_PER_SEC = 1300;
-const CELL_OVERHEAD_SEC = 7;
+const HTTP_PER_SEC = 300;
+const DIRECT_PER_SEC = 450;
+const CELL_OVERHEAD_SEC = 9;
 const OPEN_SETUP_SEC = 8;
 const OPEN_STEP_OVERHEAD_SEC = 2;
 
@@ -48,6 +48,11 @@ export function estimateCellSec(scale: Scale): number {
 }
 
 /** A ceiling run: the schema and seed, then pgbench for its duration (the flash sale: its attempts at ~2,000/s). */
+/** One HTTP-only run (the settings' cost): the service started, a warm-up, the measured orders. */
+export function estimateHttpRunSec(scale: Scale): number {
+  return CELL_OVERHEAD_SEC / 2 + (scale.connections * scale.ordersPerConnection) / HTTP_PER_SEC;
+}
+
 export function estimateCeilingSec(scale: Scale, durationSec: number, sellsOut: boolean): number {
   return 3 + (sellsOut ? (scale.connections * scale.ordersPerConnection) / 2000 : durationSec);
 }

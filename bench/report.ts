@@ -5,6 +5,7 @@ import type { CeilingRun } from './ceiling.ts';
 import { renderChart, renderOpenLoopChart } from './chart.ts';
 import { LIFECYCLE, type LifecycleCell } from './lifecycle.ts';
 import type { Machine } from './machine.ts';
+import type { SettingsCost } from './settings-cost.ts';
 import type { OpenPoint } from './open-run.ts';
 import { minutes } from './plan.ts';
 import { rankScenarios } from './ranking.ts';
@@ -26,6 +27,8 @@ export interface Report {
   pools: number[];
   open: OpenPoint[];
   lifecycle: LifecycleCell[];
+  /** What metrics, logs and the session cache cost; null when not measured. */
+  settingsCost: SettingsCost | null;
   targets: Target[];
   machine: Machine;
   quick: boolean;
@@ -160,6 +163,7 @@ function consoleReport(r: Report): string {
       `${scenarioTitle(name, cells, r)}\n${ceilingLine(pool, name, r)}\n${table(HEADER, rows(cells))}`),
     ...byScenario(r.open).map(([name, points]) => `${openTitle(name, points)}\n${table(OPEN_HEADER, openRows(points))}`),
     ...(r.lifecycle.length ? [`${lifecycleTitle(r.lifecycle)}\n${table(LIFECYCLE_HEADER, lifecycleRows(r.lifecycle))}`] : []),
+    ...(r.settingsCost ? [`${settingsTitle(r.settingsCost, r.repeat)}\n${table(SETTINGS_HEADER, settingsRows(r.settingsCost, r.repeat))}`] : []),
   ];
   return [...parts, 'Notes:', ...notes(r).map((l) => `  ${l}`), 'Targets:', ...targetLines(r.targets).map((l) => `  ${l}`)].join('\n\n');
 }
@@ -189,9 +193,25 @@ function markdownReport(r: Report): string {
   if (r.lifecycle.length) {
     lines.push('', `## ${lifecycleTitle(r.lifecycle)}`, '', ...markdownTable(LIFECYCLE_HEADER, lifecycleRows(r.lifecycle)));
   }
+  if (r.settingsCost) {
+    lines.push('', `## ${settingsTitle(r.settingsCost, r.repeat)}`, '', ...markdownTable(SETTINGS_HEADER, settingsRows(r.settingsCost, r.repeat)));
+  }
   lines.push('', '## Notes', '', ...notes(r).map((l) => `- ${l}`));
   lines.push('', '## Targets', '', ...targetLines(r.targets).map((l) => `- ${l}`), '');
   return lines.join('\n');
+}
+
+const SETTINGS_HEADER = ['setting', 'what changes', 'orders/s', 'fewer orders/s than defaults', 'service CPU ms/order', 'audit'];
+
+function settingsTitle(c: SettingsCost, repeat: number): string {
+  return `What the service's settings cost: ${c.scenario} through ${c.variant} over HTTP, ${c.scale.connections} users x ` +
+    `${c.scale.ordersPerConnection} orders, ${repeat} run${repeat > 1 ? 's' : ''} per setting${repeat > 1 ? ', interleaved: median (min-max)' : ''}`;
+}
+
+function settingsRows(c: SettingsCost, repeat: number): string[][] {
+  return c.settings.map((s) => [s.setting, s.what, ranged(s.ordersPerSec, fmt, repeat),
+    s.setting === c.settings[0]!.setting ? '-' : `${(s.throughputCost * 100).toFixed(1)}%`,
+    s.cpuMsPerOrder ? ranged(s.cpuMsPerOrder, cpuMs, repeat) : 'n/a', s.clean ? 'clean' : 'FAILED']);
 }
 
 const LIFECYCLE_HEADER = ['variant', 'placed', 'refused', 'paid', 'cancelled', 'expired', 'resent (same key)', 'replay mismatches', 'took', 'audit'];
@@ -233,6 +253,7 @@ export async function writeReport(r: Report): Promise<{ console: string; files: 
     cells: r.cells.map((c) => ({ ...c, reference: SCENARIOS[c.scenario].reference[c.variant] ?? null })),
     openLoop: r.open,
     lifecycle: r.lifecycle,
+    settingsCost: r.settingsCost,
   };
   const title = `Order placement, ${r.machine.cpus} CPUs, PostgreSQL ${r.machine.postgres.version}, pool ${r.pools.join(', ')}`;
   const files = [`${base}.json`, `${base}.md`];

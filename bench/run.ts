@@ -61,12 +61,9 @@ export interface CellContext {
 
 const WARMUP_SALT = 1_000_003;
 
-export async function runCell(scenario: Scenario, variant: VariantName, scale: Scale, ctx: CellContext): Promise<Cell> {
-  const seed = seedFor(scenario, scale);
-  // The service's own order numbers: it runs with the same environment.
-  const config = loadConfig();
-  const orderNumbers = createOrderNumbers(config.hashidsSalt);
-  const loop = (ordersPerConnection: number, salt: number, label: string): Loop => {
+/** How one cell's loops are made: its users' order streams and sessions, with a progress bar. */
+function loopsFor(scenario: Scenario, seed: SeedOptions, scale: Scale) {
+  return (ordersPerConnection: number, salt: number, label: string): Loop => {
     const bar = progress(label, scale.connections * ordersPerConnection);
     return {
       streams: Array.from({ length: scale.connections }, (_, i) => orderStream(scenario, seed, i + 1, salt)),
@@ -75,51 +72,94 @@ export async function runCell(scenario: Scenario, variant: VariantName, scale: S
       onProgress: (done) => bar.update(done),
     };
   };
+}
 
-  // Fresh schema for this cell; the admin pool is made after it so that no plan predates it.
-  await withSql(ctx.databaseUrl, 2, (sql) => recreateSchema(sql));
-  return withSql(ctx.databaseUrl, 2, async (admin) => {
-    /**
-     * Warm up on seeded data, seed again, run the measured loop, audit. `sampleCpu` is read right
-     * before and after the measured loop alone: the warm-up, seeding and audit are not order work.
-     */
-    const warmThenMeasure = async (mode: 'http' | 'direct', drive: (loop: Loop) => Promise<LoadResult>,
-      sampleCpu: () => CpuSample | null = () => null) => {
-      await drive(loop(ctx.warmupOrdersPerConnection, WARMUP_SALT, `${ctx.label} ${mode} warm-up`));
-      await reseed(admin, ctx.redis, seed);
-      const label = `${ctx.label} ${mode}`;
-      const before = sampleCpu();
-      const result = await drive(loop(scale.ordersPerConnection, 0, label));
-      const after = sampleCpu();
-      const cpu = before && after ? cpuBetween(before, after) : null;
-      return { cpu, m: await measured(result, admin, ctx.redis, { seed, variant, label, orderNumbers }) };
-    };
+interface Measurement {
+  admin: Sql;
+  redis: Redis;
+  seed: SeedOptions;
+  variant: VariantName;
+  loop: ReturnType<typeof loopsFor>;
+  warmupOrdersPerConnection: number;
+  ordersPerConnection: number;
+  label: string;
+  orderNumbers: OrderNumbers;
+}
 
-    // Seeded before the service starts: it loads the Redis stock mirrors at start-up.
-    await reseed(admin, ctx.redis, seed);
-    const service = await startService({ databaseUrl: ctx.databaseUrl, redisUrl: ctx.redisUrl,
-      redisKeyPrefix: ctx.redisKeyPrefix, poolSize: ctx.poolSize });
-    const { m: http, cpu } = await warmThenMeasure('http', (l) => httpLoad(service.url, variant, l), () => sampleServiceCpu(service.pid))
-      .finally(() => service.stop());
+/**
+ * Warm up on seeded data, seed again, run the measured loop, audit. `sampleCpu` is read right
+ * before and after the measured loop alone: the warm-up, seeding and audit are not order work.
+ */
+async function warmThenMeasure(m: Measurement, drive: (loop: Loop) => Promise<LoadResult>,
+  sampleCpu: () => CpuSample | null = () => null): Promise<{ m: Measured; cpu: CpuUsed | null }> {
+  await drive(m.loop(m.warmupOrdersPerConnection, WARMUP_SALT, `${m.label} warm-up`));
+  await reseed(m.admin, m.redis, m.seed);
+  const before = sampleCpu();
+  const result = await drive(m.loop(m.ordersPerConnection, 0, m.label));
+  const after = sampleCpu();
+  const cpu = before && after ? cpuBetween(before, after) : null;
+  return { cpu, m: await measured(result, m.admin, m.redis, { seed: m.seed, variant: m.variant, label: m.label, orderNumbers: m.orderNumbers }) };
+}
+
+function serviceCpuOf(cpu: CpuUsed | null, http: Measured): ServiceCpu | null {
+  return cpu && {
+    ...cpu,
+    perOrderMs: http.successes ? cpu.totalMs / http.successes : null,
+    perRequestMs: http.requests ? cpu.totalMs / http.requests : null,
+  };
+}
+
+/** The HTTP half of a cell: the service started on seeded data (with `env` added to its environment), warmed up, measured, stopped. */
+async function httpRun(m: Omit<Measurement, 'label'>, ctx: CellContext, env?: Record<string, string>) {
+  // Seeded before the service starts: it loads the Redis stock mirrors at start-up.
+  await reseed(m.admin, m.redis, m.seed);
+  const service = await startService({ databaseUrl: ctx.databaseUrl, redisUrl: ctx.redisUrl,
+    redisKeyPrefix: ctx.redisKeyPrefix, poolSize: ctx.poolSize, env });
+  const { m: http, cpu } = await warmThenMeasure({ ...m, label: `${ctx.label} http` },
+    (l) => httpLoad(service.url, m.variant, l), () => sampleServiceCpu(service.pid))
+    .finally(() => service.stop());
+  return { http, serviceCpu: serviceCpuOf(cpu, http) };
+}
+
+/** Fresh schema for a run; the admin pool is made after it so that no plan predates it. */
+async function onFreshSchema<T>(databaseUrl: string, fn: (admin: Sql) => Promise<T>): Promise<T> {
+  await withSql(databaseUrl, 2, (sql) => recreateSchema(sql));
+  return withSql(databaseUrl, 2, fn);
+}
+
+export async function runCell(scenario: Scenario, variant: VariantName, scale: Scale, ctx: CellContext): Promise<Cell> {
+  const seed = seedFor(scenario, scale);
+  // The service's own order numbers: it runs with the same environment.
+  const config = loadConfig();
+  const orderNumbers = createOrderNumbers(config.hashidsSalt);
+  return onFreshSchema(ctx.databaseUrl, async (admin) => {
+    const m = { admin, redis: ctx.redis, seed, variant, loop: loopsFor(scenario, seed, scale), orderNumbers,
+      warmupOrdersPerConnection: ctx.warmupOrdersPerConnection, ordersPerConnection: scale.ordersPerConnection };
+    const { http, serviceCpu } = await httpRun(m, ctx);
 
     // The direct run's sessions get the service's timeouts too: the same transactions on both sides.
     const direct = await withSql(ctx.databaseUrl, ctx.poolSize, async (pool) => {
       const db = boundedPool(pool, { poolSize: ctx.poolSize, requestTimeoutMs: config.requestTimeoutMs });
       const placeOrder = createVariants({ db, redis: ctx.redis, config })[variant];
       await reseed(admin, ctx.redis, seed);
-      return (await warmThenMeasure('direct', (l) => directLoad(placeOrder, l, orderNumbers))).m;
+      return (await warmThenMeasure({ ...m, label: `${ctx.label} direct` }, (l) => directLoad(placeOrder, l, orderNumbers))).m;
     }, config.db);
 
     return {
       round: ctx.round, pool: ctx.poolSize, scenario: scenario.name, variant, scale, stock: seed.stock, http, direct,
       httpToDirect: direct.requestsPerSec ? http.requestsPerSec / direct.requestsPerSec : 0,
-      serviceCpu: cpu && {
-        ...cpu,
-        perOrderMs: http.successes ? cpu.totalMs / http.successes : null,
-        perRequestMs: http.requests ? cpu.totalMs / http.requests : null,
-      },
+      serviceCpu,
     };
   });
+}
+
+/** One HTTP run of a variant under a scenario with more environment for the service (e.g. METRICS=off): what a setting costs. */
+export async function runHttpWith(scenario: Scenario, variant: VariantName, scale: Scale, ctx: CellContext,
+  env: Record<string, string>): Promise<{ http: Measured; serviceCpu: ServiceCpu | null }> {
+  const seed = seedFor(scenario, scale);
+  const orderNumbers = createOrderNumbers(loadConfig().hashidsSalt);
+  return onFreshSchema(ctx.databaseUrl, (admin) => httpRun({ admin, redis: ctx.redis, seed, variant, loop: loopsFor(scenario, seed, scale),
+    orderNumbers, warmupOrdersPerConnection: ctx.warmupOrdersPerConnection, ordersPerConnection: scale.ordersPerConnection }, ctx, env));
 }
 
 

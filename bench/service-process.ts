@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../src/free-port.ts';
 
 // The service under test runs as its own process, started the way a user starts it, so that
 // the load generator and the service do not share an event loop. It is spawned detached, as the
@@ -30,7 +31,7 @@ export interface ServiceSettings {
   redisUrl: string;
   redisKeyPrefix: string;
   poolSize: number;
-  /** A fixed port, so that a restarted service answers where the clients already send; 0 for any. */
+  /** A fixed port, so that a restarted service answers where the clients already send; a free one when unset. */
   port?: number;
   /** More environment for the service (timings, worker count). */
   env?: Record<string, string>;
@@ -41,6 +42,7 @@ export interface ServiceSettings {
 }
 
 export async function startService(s: ServiceSettings): Promise<ServiceProcess> {
+  const port = s.port || await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: ROOT,
     env: {
@@ -49,7 +51,7 @@ export async function startService(s: ServiceSettings): Promise<ServiceProcess> 
       REDIS_URL: s.redisUrl,
       REDIS_KEY_PREFIX: s.redisKeyPrefix,
       DB_POOL_SIZE: String(s.poolSize),
-      PORT: String(s.port ?? 0),
+      PORT: String(port),
       ...s.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -102,15 +104,20 @@ export async function startService(s: ServiceSettings): Promise<ServiceProcess> 
   const out = { rest: '' };
   const err = { rest: '' };
   child.stderr!.on('data', (d: Buffer) => lines(d, err));
-  const url = await new Promise<string>((resolve, reject) => {
+  const url = `http://127.0.0.1:${port}`;
+  let poll: NodeJS.Timeout | undefined;
+  await new Promise<void>((resolve, reject) => {
+    // Listening: its start-up line, or, where the log level hides that line, its first answer.
     child.stdout!.on('data', (d: Buffer) => {
       lines(d, out);
-      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(output);
-      if (match) resolve(match[1]!);
+      if (/listening on http:/.test(output)) resolve();
     });
+    poll = setInterval(() => {
+      fetch(`${url}/health`, { signal: AbortSignal.timeout(1000) }).then(() => resolve(), () => {});
+    }, 250);
     child.once('exit', (code) => reject(new Error(`the service exited (${code}) before listening:\n${output.trim()}`)));
     setTimeout(() => reject(new Error(`the service did not start within 30 s:\n${output.trim()}`)), 30_000).unref();
-  }).catch(async (error) => { await service.stop(); throw error; });
+  }).catch(async (error) => { await service.stop(); throw error; }).finally(() => clearInterval(poll));
   service.url = url;
   return service;
 }

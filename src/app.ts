@@ -69,7 +69,7 @@ function observe(c: Context<AppEnv>, durationMs: number, logger: Logger, metrics
   const status = c.res.status;
   const variant = c.get('variant');
   const failure = c.get('failure');
-  // Answers not thrown (413 from the body limit) carry no AppError: their status stands for the code.
+  // An answer no handler failed on (a 404 from notFound) carries no AppError: its status stands for the code.
   const code = failure?.error.code ?? (status >= 400 ? String(status) : undefined);
   if (metrics) {
     const labels = { method: c.req.method, route: routePath(c, -1), variant: variant ?? '', status: String(status) };

@@ -132,6 +132,22 @@ test('bench --quick at a tiny scale: every variant x scenario, audits clean, JSO
     assert.equal(c.paid + c.cancelled + c.expired, c.placed, c.variant);
     if ((TRANSACTIONAL_VARIANTS as string[]).includes(c.variant)) assert.deepEqual(c.audit, { clean: true, problems: [] }, c.variant);
   }
+  // What the settings cost: mixed-100 through row-lock, once per setting at 3 users x 4 orders.
+  const settings = result.settingsCost;
+  assert.equal(settings.variant, 'row-lock');
+  assert.deepEqual(settings.scale, { connections: 3, ordersPerConnection: 4 });
+  assert.deepEqual(settings.settings.map((s: any) => s.setting), ['defaults', 'metrics off', 'logs silent', 'logs debug', 'no session cache']);
+  assert.equal(settings.runs.length, 5);
+  for (const s of settings.settings) {
+    const [run] = settings.runs.filter((r: any) => r.setting === s.setting);
+    assert.ok(s.clean, s.setting);
+    assert.equal(s.ordersPerSec.median, run.ordersPerSec);
+    assert.ok(run.ordersPerSec > 0, s.setting);
+  }
+  const defaults = settings.runs.find((r: any) => r.setting === 'defaults').ordersPerSec;
+  const metricsOff = settings.settings.find((s: any) => s.setting === 'metrics off');
+  assert.equal(metricsOff.throughputCost, 1 - metricsOff.ordersPerSec.median / defaults);
+  assert.match(stdout, /What the service's settings cost: mixed-100 through row-lock/);
   assert.match(result.machine.gitSha, /^[0-9a-f]{40}$|^unknown$/);
   assert.ok(result.machine.postgres.version);
   assert.ok(result.machine.cpus >= 1);
@@ -141,7 +157,7 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
   const out = await tempDir('bench-open-');
   const { code, stdout, stderr } = await runBench(['--scenarios', 'mixed-100', '--variants', 'row-lock', '--connections', '3',
     '--orders', '4', '--warmup', '1', '--repeat', '2', '--pool', '2,4', '--ceiling-duration', '1', '--rate', '40,20', '--open-duration', '1',
-    '--out', out], process.env);
+    '--no-settings-cost', '--out', out], process.env);
   assert.equal(code, 0, stderr.slice(-3000));
   assert.match(stdout, /mixed-100: open loop, 3 users' orders arriving at a fixed rate/);
   assert.match(stderr, /expected to take about/);
@@ -154,6 +170,7 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
 
   const result = await readResult(out);
   assert.equal(result.repeat, 2);
+  assert.equal(result.settingsCost, null, '--no-settings-cost');
   assert.deepEqual(result.pools, [2, 4]);
   assert.deepEqual(result.cells.map((c: any) => c.pool), [2, 4]);
   for (const c of result.cells) assert.deepEqual(c.runs.map((r: any) => [r.round, r.pool]), [[1, c.pool], [2, c.pool]]);

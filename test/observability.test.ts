@@ -97,6 +97,10 @@ describe('metrics', () => {
     assert.equal(await b.metric('orders_total', { variant: 'no-such-variant', code: 'UNKNOWN_VARIANT' }), undefined);
     assert.equal(await b.metric('orders_redis_refused_total'), 1);
     assert.equal(await b.metric('orders_serializable_retries_total'), 0);
+    // A body over the limit is answered before any handler throws: still counted under its code.
+    const tooLarge = await b.order('row-lock', 1, { ...ONE_OF_PRODUCT_1, padding: 'x'.repeat(env.config.bodyLimitBytes) });
+    assert.equal(tooLarge.status, 413);
+    assert.equal(await b.metric('orders_total', { variant: 'row-lock', code: 'PAYLOAD_TOO_LARGE' }), 1);
 
     const latency = (labels: Record<string, string>) => b.metric('http_request_duration_seconds_count', labels);
     assert.equal(await latency({ method: 'POST', route: '/orders/:variant', variant: 'row-lock', status: '201' }), 1);

@@ -31,8 +31,11 @@ export function orderRoutes({ db, redis, config, variants, log }:
       maxSize: config.bodyLimitBytes,
       // The body is left unread, so the connection cannot carry another request: say so, or a
       // kept-alive client sends its next request on a socket the server is about to drop.
-      onError: (c) => c.json(errorBody(new AppError('PAYLOAD_TOO_LARGE', `the body exceeds ${config.bodyLimitBytes} bytes`)),
-        413, { Connection: 'close' }),
+      onError: (c) => {
+        const error = new AppError('PAYLOAD_TOO_LARGE', `the body exceeds ${config.bodyLimitBytes} bytes`);
+        c.set('failure', { error, cause: error });
+        return c.json(errorBody(error), 413, { Connection: 'close' });
+      },
     }),
     readBodyAsJson,
   ]);
