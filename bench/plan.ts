@@ -47,12 +47,12 @@ export function estimateCellSec(scale: Scale): number {
   return CELL_OVERHEAD_SEC + orders / HTTP_PER_SEC + orders / DIRECT_PER_SEC;
 }
 
-/** A ceiling run: the schema and seed, then pgbench for its duration (the flash sale: its attempts at ~2,000/s). */
 /** One HTTP-only run (the settings' cost): the service started, a warm-up, the measured orders. */
 export function estimateHttpRunSec(scale: Scale): number {
   return CELL_OVERHEAD_SEC / 2 + (scale.connections * scale.ordersPerConnection) / HTTP_PER_SEC;
 }
 
+/** A ceiling run: the schema and seed, then pgbench for its duration (the flash sale: its attempts at ~2,000/s). */
 export function estimateCeilingSec(scale: Scale, durationSec: number, sellsOut: boolean): number {
   return 3 + (sellsOut ? (scale.connections * scale.ordersPerConnection) / 2000 : durationSec);
 }
