@@ -11,6 +11,8 @@ const SETTINGS = ['max_connections', 'shared_buffers', 'synchronous_commit', 'fs
 export type Machine = Awaited<ReturnType<typeof describeMachine>>;
 
 export async function describeMachine(databaseUrl: string, poolSize: number, origin: { postgres: string; redis: string }) {
+  // Unpinned on purpose: the report records the server's and database's own settings, as an
+  // operator left them (a pinned session would show the service's values instead).
   const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
   try {
     const [{ version }] = await sql`select current_setting('server_version') as version` as unknown as [{ version: string }];

@@ -16,12 +16,14 @@ import { stopAllPgbench } from './pgbench.ts';
 import { DEFAULT_POOL, estimateCeilingSec, estimateCellSec, estimateHttpRunSec, estimateLifecycleSec, estimateOpenSec, eta, minutes, planRounds, startsGroup } from './plan.ts';
 import { writeReport } from './report.ts';
 import { runCell, type Cell } from './run.ts';
+import { runScaleOut, SCALE_OUT_PATHS, SCALE_OUT_PROCESSES, type ScaleOut } from './scale-out.ts';
 import { runSettingsCost, SETTINGS, type SettingsCost } from './settings-cost.ts';
 import { SCENARIOS, SCENARIO_NAMES, type Scale, type ScenarioName } from './scenarios.ts';
 import { stopAllServices } from './service-process.ts';
 import { findServices, ownServices, USUAL_PROBES } from '../servers/services.ts';
+import { findPgBouncer, PGBOUNCER_INSTALL, startOwnPgBouncer } from '../servers/own-pgbouncer.ts';
 import { summarize } from './summary.ts';
-import { evaluateTargets } from './targets.ts';
+import { evaluateTargets, scaleOutTargets } from './targets.ts';
 
 const positiveInt = (value: string) => {
   const n = Number(value);
@@ -63,6 +65,8 @@ const ALL_SCENARIOS = [...SCENARIO_NAMES, LIFECYCLE] as const;
 const SETTINGS_SCENARIO: ScenarioName = 'mixed-100';
 const SETTINGS_ORDERS_PER_USER = 20;
 const SETTINGS_VARIANTS: VariantName[] = ['row-lock', 'one-round-trip', 'batched', 'redis', 'serializable-retry'];
+/** Scale-out: the same scenario and orders per user, through these variants (those run). */
+const SCALE_OUT_VARIANTS: VariantName[] = ['row-lock', 'one-round-trip', 'batched'];
 type AnyScenario = (typeof ALL_SCENARIOS)[number];
 
 const program = new Command('bench')
@@ -90,6 +94,8 @@ const program = new Command('bench')
   .option('--no-ceiling', 'skip the database ceiling (pgbench)')
   .option('--no-settings-cost', `skip measuring what metrics, logs and the session cache cost (${SETTINGS_SCENARIO}, HTTP, ` +
     `${SETTINGS.length} settings x the rounds)`)
+  .option('--no-scale-out', `skip running ${SCALE_OUT_VARIANTS.join(', ')} with ${SCALE_OUT_PROCESSES.join(', ')} service processes, ` +
+    `directly and through a PgBouncer of the bench's own (${SETTINGS_SCENARIO}, HTTP)`)
   .option('--quick', `smoke run: at most ${QUICK.connections} users x ${QUICK.ordersPerConnection} orders per scenario, one round`, false)
   .option('--out <dir>', 'where to write the results', 'bench/results')
   .addOption(new Option('--faults [list]', `fault bench instead: comma-separated faults (${FAULT_NAMES.join(', ')}), all when ` +
@@ -134,7 +140,7 @@ an unexplained order, a crashed worker, or no recovery within --recovery-bound.`
 
 interface Options {
   variants: VariantName[]; scenarios: AnyScenario[]; connections?: number; orders?: number; warmup: number;
-  pool: number[]; quick: boolean; ceiling: boolean; settingsCost: boolean; ceilingDuration?: number; out: string; probePostgres: string; probeRedis: string;
+  pool: number[]; quick: boolean; ceiling: boolean; settingsCost: boolean; scaleOut: boolean; ceilingDuration?: number; out: string; probePostgres: string; probeRedis: string;
   repeat?: number; openLoop: ScenarioName[] | false; rate?: number[]; load: number[]; openDuration?: number;
   /** true: --faults without a list, all of them. */
   faults?: FaultName[] | true; outage?: number; lockHold?: number; lead?: number; tail?: number; recoveryBound: number; workers: number;
@@ -211,12 +217,18 @@ async function main(): Promise<number> {
     const settingsVariant = SETTINGS_VARIANTS.find((v) => o.variants.includes(v));
     const settingsScale = { ...scaleOf(SETTINGS_SCENARIO), ordersPerConnection: o.orders ?? Math.min(SETTINGS_ORDERS_PER_USER, scaleOf(SETTINGS_SCENARIO).ordersPerConnection) };
     const settingsRuns = o.settingsCost && settingsVariant && o.scenarios.includes(SETTINGS_SCENARIO) ? SETTINGS.length * repeat : 0;
+    // --quick: one variant, enough to see every process count and path work.
+    const scaleOutVariants = !o.scaleOut || !o.scenarios.includes(SETTINGS_SCENARIO) ? []
+      : SCALE_OUT_VARIANTS.filter((v) => o.variants.includes(v)).slice(0, o.quick ? 1 : undefined);
+    const pgbouncer = scaleOutVariants.length ? findPgBouncer() : null;
+    const poolerMissing = pgbouncer ? null : `no pgbouncer on PATH (${PGBOUNCER_INSTALL})`;
+    const scaleOutRuns = scaleOutVariants.length * SCALE_OUT_PROCESSES.length * (pgbouncer ? SCALE_OUT_PATHS.length : 1) * repeat;
     const steps = o.rate?.length ?? o.load.length;
     const openDuration = o.openDuration ?? (o.quick ? QUICK.openDuration : DEFAULT_OPEN_DURATION);
     const openEstimate = estimateOpenSec(steps, openDuration);
     const estimate = planned.reduce((t, c, k) => t + estimateCellSec(c.scale) +
       (!ceilingMissing && startsGroup(planned, k) ? ceilingSec(c.scenario, c.scale) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
-      lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + settingsRuns * estimateHttpRunSec(settingsScale);
+      lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + (settingsRuns + scaleOutRuns) * estimateHttpRunSec(settingsScale);
     log(`bench: ${o.variants.length} variants x ${o.scenarios.length} scenarios x ${repeat} round${repeat > 1 ? 's' : ''}` +
       (openScenarios.length ? `, open loop on ${openScenarios.join(', ')} at ${o.rate ? `${o.rate.join(', ')} req/s` : `${o.load.join('/')}% of capacity`}` : '') +
       `, pool ${o.pool.join(', ')}, ceiling ${ceilingMissing ? `n/a (${ceilingMissing})` : `by ${machine.pgbench}`}, PostgreSQL ${machine.postgres.version} (${services.origin.postgres}), Redis (${services.origin.redis}), ` +
@@ -284,9 +296,26 @@ async function main(): Promise<number> {
       });
     }
 
-    const targets = evaluateTargets(summaries, { fullScale: !o.quick && !o.connections && !o.orders });
+    let scaleOut: ScaleOut | null = null;
+    if (scaleOutRuns) {
+      if (poolerMissing) log(`scale-out: the pooler runs are n/a: ${poolerMissing}`);
+      // Its server connections: as many as one process's pool, shared by every process.
+      const pooler = pgbouncer ? await startOwnPgBouncer(pgbouncer, databaseUrl, { poolSize: pool }) : null;
+      if (pooler) cleanups.push(() => pooler.remove());
+      scaleOut = await runScaleOut(SCENARIOS[SETTINGS_SCENARIO], scaleOutVariants, settingsScale, repeat, {
+        databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool, poolerUrl: pooler && ((url) => pooler.urlFor(url)), poolerMissing,
+        warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, settingsScale.ordersPerConnection),
+      }, {
+        before: (label) => log(`${label}: ${clock.line()}`),
+        after: () => clock.done(estimateHttpRunSec(settingsScale)),
+      });
+      await pooler?.remove();
+    }
+
+    const targets = [...evaluateTargets(summaries, { fullScale: !o.quick && !o.connections && !o.orders }),
+      ...(scaleOut ? scaleOutTargets(scaleOut, { fullScale: !o.quick && !o.connections && !o.orders }) : [])];
     const tookSec = (Date.now() - started) / 1000;
-    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, pools: o.pool, open, lifecycle, settingsCost, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
+    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, pools: o.pool, open, lifecycle, settingsCost, scaleOut, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
     process.stdout.write(`\n${written.console}\n`);
     log(`written: ${written.files.join(', ')} (${minutes(tookSec)}, estimated ${minutes(estimate)})`);
     const damaged = [
@@ -294,6 +323,7 @@ async function main(): Promise<number> {
       ...open.filter((p) => p.variant !== 'no-tx' && !p.audit.clean).map((p) => `${p.scenario}/${p.variant} open loop at ${Math.round(p.offeredPerSec)}/s`),
       ...lifecycle.filter((c) => c.variant !== 'no-tx' && !c.audit.clean).map((c) => `${LIFECYCLE}/${c.variant}`),
       ...(settingsCost?.settings.filter((c) => !c.clean).map((c) => `${SETTINGS_SCENARIO}/${settingsCost!.variant} with ${c.setting}`) ?? []),
+      ...(scaleOut?.cells.filter((c) => !c.clean).map((c) => `${SETTINGS_SCENARIO}/${c.variant} with ${c.processes} processes ${c.path}`) ?? []),
     ];
     if (damaged.length) {
       log(`AUDIT FAILED for ${damaged.join(', ')}`);

@@ -5,6 +5,7 @@ import type { CeilingRun } from './ceiling.ts';
 import { renderChart, renderOpenLoopChart } from './chart.ts';
 import { LIFECYCLE, type LifecycleCell } from './lifecycle.ts';
 import type { Machine } from './machine.ts';
+import type { ScaleOut } from './scale-out.ts';
 import type { SettingsCost } from './settings-cost.ts';
 import type { OpenPoint } from './open-run.ts';
 import { minutes } from './plan.ts';
@@ -29,6 +30,8 @@ export interface Report {
   lifecycle: LifecycleCell[];
   /** What metrics, logs and the session cache cost; null when not measured. */
   settingsCost: SettingsCost | null;
+  /** Many service processes, directly and through a pooler; null when not measured. */
+  scaleOut: ScaleOut | null;
   targets: Target[];
   machine: Machine;
   quick: boolean;
@@ -164,6 +167,7 @@ function consoleReport(r: Report): string {
     ...byScenario(r.open).map(([name, points]) => `${openTitle(name, points)}\n${table(OPEN_HEADER, openRows(points))}`),
     ...(r.lifecycle.length ? [`${lifecycleTitle(r.lifecycle)}\n${table(LIFECYCLE_HEADER, lifecycleRows(r.lifecycle))}`] : []),
     ...(r.settingsCost ? [`${settingsTitle(r.settingsCost, r.repeat)}\n${table(SETTINGS_HEADER, settingsRows(r.settingsCost, r.repeat))}`] : []),
+    ...(r.scaleOut ? [`${scaleOutTitle(r.scaleOut, r.repeat)}\n${table(SCALE_OUT_HEADER, scaleOutRows(r.scaleOut, r.repeat))}`] : []),
   ];
   return [...parts, 'Notes:', ...notes(r).map((l) => `  ${l}`), 'Targets:', ...targetLines(r.targets).map((l) => `  ${l}`)].join('\n\n');
 }
@@ -196,6 +200,9 @@ function markdownReport(r: Report): string {
   if (r.settingsCost) {
     lines.push('', `## ${settingsTitle(r.settingsCost, r.repeat)}`, '', ...markdownTable(SETTINGS_HEADER, settingsRows(r.settingsCost, r.repeat)));
   }
+  if (r.scaleOut) {
+    lines.push('', `## ${scaleOutTitle(r.scaleOut, r.repeat)}`, '', ...markdownTable(SCALE_OUT_HEADER, scaleOutRows(r.scaleOut, r.repeat)));
+  }
   lines.push('', '## Notes', '', ...notes(r).map((l) => `- ${l}`));
   lines.push('', '## Targets', '', ...targetLines(r.targets).map((l) => `- ${l}`), '');
   return lines.join('\n');
@@ -212,6 +219,24 @@ function settingsRows(c: SettingsCost, repeat: number): string[][] {
   return c.settings.map((s) => [s.setting, s.what, ranged(s.ordersPerSec, fmt, repeat),
     s.setting === c.settings[0]!.setting ? '-' : `${(s.throughputCost * 100).toFixed(1)}%`,
     s.cpuMsPerOrder ? ranged(s.cpuMsPerOrder, cpuMs, repeat) : 'n/a', s.clean ? 'clean' : 'FAILED']);
+}
+
+const SCALE_OUT_HEADER = ['variant', 'processes', 'path', 'orders/s', 'vs 1 process', 'pooler vs direct', 'service CPU ms/order',
+  'server connections (peak)', '500s', 'audit'];
+
+function scaleOutTitle(s: ScaleOut, repeat: number): string {
+  return `Scale-out: ${s.scenario} over HTTP, ${s.scale.connections} users x ${s.scale.ordersPerConnection} orders, pool ${s.poolSize} per ` +
+    `process; "pooler": through a PgBouncer of the bench's own (transaction pooling, ${s.poolSize} server connections shared by every process)` +
+    `${s.poolerMissing ? ` - n/a: ${s.poolerMissing}` : ''}; ${repeat} run${repeat > 1 ? 's' : ''} each${repeat > 1 ? ', interleaved: median (min-max)' : ''}`;
+}
+
+function scaleOutRows(s: ScaleOut, repeat: number): string[][] {
+  const x = (r: number | null) => (r === null ? '-' : `${r.toFixed(2)}x`);
+  return s.cells.map((c) => c.ordersPerSec
+    ? [c.variant, String(c.processes), c.path, ranged(c.ordersPerSec, fmt, repeat), x(c.vsOneProcess), x(c.vsDirect),
+      c.cpuMsPerOrder ? ranged(c.cpuMsPerOrder, cpuMs, repeat) : 'n/a', ranged(c.serverConnections!, fmt, repeat), fmt(c.internalErrors),
+      c.clean ? 'clean' : 'FAILED']
+    : [c.variant, String(c.processes), c.path, 'n/a', '-', '-', 'n/a', 'n/a', '-', '-']);
 }
 
 const LIFECYCLE_HEADER = ['variant', 'placed', 'refused', 'paid', 'cancelled', 'expired', 'resent (same key)', 'replay mismatches', 'took', 'audit'];
@@ -254,6 +279,7 @@ export async function writeReport(r: Report): Promise<{ console: string; files: 
     openLoop: r.open,
     lifecycle: r.lifecycle,
     settingsCost: r.settingsCost,
+    scaleOut: r.scaleOut,
   };
   const title = `Order placement, ${r.machine.cpus} CPUs, PostgreSQL ${r.machine.postgres.version}, pool ${r.pools.join(', ')}`;
   const files = [`${base}.json`, `${base}.md`];

@@ -1,5 +1,6 @@
 import { TRANSACTIONAL_VARIANTS } from '../src/orders/variants/index.ts';
 import type { ScenarioName } from './scenarios.ts';
+import type { ScaleOut } from './scale-out.ts';
 import type { CellSummary } from './summary.ts';
 
 // What the project claims, checked on every run and stated in the report. A target is never
@@ -100,6 +101,39 @@ function poolTargets(cells: CellSummary[], { fullScale }: { fullScale: boolean }
     const ratio = redis.http.requestsPerSec.median / best.http.requestsPerSec.median;
     targets.push({ name: 'flash-sale: redis serves the sold-out storm >= 3x faster than the best database-only variant (median)',
       met: ratio >= 3, detail: `redis ${Math.round(redis.http.requestsPerSec.median)} req/s vs ${best.variant} ${Math.round(best.http.requestsPerSec.median)} req/s (${ratio.toFixed(2)}x)` });
+  }
+  return targets;
+}
+
+/** Through the pooler, each variant's orders/s as a share of its direct rate at the same processes. */
+export const POOLER_SHARE_TARGET = 0.9;
+/** one-round-trip and batched at 2 and 4 processes, as a share of their one-process rate. */
+export const SCALE_OUT_TARGETS = { 2: 1.0, 4: 0.95 } as const;
+
+/** The scale-out targets: the pooler costs little, more processes cost no throughput, no 500, every audit clean. */
+export function scaleOutTargets(s: ScaleOut, { fullScale }: { fullScale: boolean }): Target[] {
+  const judged = (met: boolean, detail: string) => (fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` });
+  const ran = s.cells.filter((c) => c.ordersPerSec);
+  const pooled = s.cells.filter((c) => c.path === 'pooler');
+  const ratio = (x: number | null) => (x === null ? 'n/a' : `${x.toFixed(2)}x`);
+  const targets: Target[] = [{
+    name: 'scale-out: no 500 and every audit clean, directly and through the pooler',
+    met: ran.every((c) => c.clean && c.internalErrors === 0),
+    detail: `${s.runs.length} runs; ${ran.filter((c) => !c.clean || c.internalErrors).map((c) => `${c.variant} x${c.processes} ${c.path}`).join(', ') || 'none failed'}`,
+  }];
+  targets.push({
+    name: `scale-out: through the pooler, each variant >= ${POOLER_SHARE_TARGET * 100}% of its direct orders/s at the same processes (median)`,
+    ...(s.poolerMissing ? { met: null, detail: `n/a: ${s.poolerMissing}` }
+      : judged(pooled.every((c) => (c.vsDirect ?? 0) >= POOLER_SHARE_TARGET),
+        pooled.map((c) => `${c.variant} x${c.processes} ${ratio(c.vsDirect)}`).join(', '))),
+  });
+  for (const [processes, share] of Object.entries(SCALE_OUT_TARGETS)) {
+    const cells = ran.filter((c) => ['one-round-trip', 'batched'].includes(c.variant) && c.processes === Number(processes));
+    if (!cells.length) continue;
+    targets.push({
+      name: `scale-out: one-round-trip and batched at ${processes} processes >= ${share.toFixed(2)}x their one-process orders/s (median, each path)`,
+      ...judged(cells.every((c) => (c.vsOneProcess ?? 0) >= share), cells.map((c) => `${c.variant} ${c.path} ${ratio(c.vsOneProcess)}`).join(', ')),
+    });
   }
   return targets;
 }

@@ -14,6 +14,9 @@ const envSchema = z.object({
   // At `info` (the default) only failures and slow requests are logged; `debug` logs every request.
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   DATABASE_URL: z.string().default('postgres://postgres@127.0.0.1:5432/orders'),
+  // `transaction`: DATABASE_URL is a transaction-pooling pooler (PgBouncer `pool_mode =
+  // transaction`): settings are pinned per transaction instead of at connect, nothing is prepared.
+  DATABASE_POOLER: z.enum(['none', 'transaction']).default('none'),
   REDIS_URL: z.string().default('redis://127.0.0.1:6379'),
   REDIS_KEY_PREFIX: z.string().default(''),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -64,6 +67,8 @@ export interface Config {
   metrics: boolean;
   logLevel: LogLevel;
   databaseUrl: string;
+  /** What sits between the service and PostgreSQL: nothing, or a transaction-pooling pooler. */
+  pooler: 'none' | 'transaction';
   redisUrl: string;
   /** Prepended to every Redis key, so that test and bench runs never touch each other's keys. */
   redisKeyPrefix: string;
@@ -96,6 +101,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metrics: e.METRICS === 'on',
     logLevel: e.LOG_LEVEL,
     databaseUrl: e.DATABASE_URL,
+    pooler: e.DATABASE_POOLER,
     redisUrl: e.REDIS_URL,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     port: e.PORT,

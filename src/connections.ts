@@ -1,30 +1,52 @@
 import postgres from 'postgres';
 import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
+import { pinnedPerTransaction } from './pooler.ts';
+import { READ_SETTINGS_SQL, sessionProblem, sessionSettings, startupParameters } from './session-settings.ts';
 
 export type Sql = postgres.Sql;
 
+/** How the service's sessions and admin work (schema, seed, audit) name themselves in pg_stat_activity. */
+export const APPLICATION_NAMES = { service: 'order-placement', admin: 'order-placement-admin' } as const;
+
 /**
- * A pool. With `db` timeouts (the service's pools) every session gets them at connect time, so no
- * statement, lock wait or abandoned transaction can hold a connection without bound; without
- * (admin work: schema, seed, audit) the server's defaults apply.
+ * A pool whose every session has the settings the service depends on (src/session-settings.ts),
+ * whatever the database's defaults. With `db` timeouts (the service's pools) no statement, lock
+ * wait or abandoned transaction can hold a connection without bound; without (admin work: schema,
+ * seed, audit) they are off. With `pooler: 'transaction'` (a transaction-pooling pooler such as
+ * PgBouncer in between) the settings are pinned per transaction instead of at connect
+ * (src/pooler.ts) and no statement is prepared by name: the next transaction may run on another
+ * server connection, where a named statement does not exist.
  */
-export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'> & { db?: Config['db'] }): Sql {
-  const timeouts = config.db && {
-    lock_timeout: config.db.lockTimeoutMs,
-    statement_timeout: config.db.statementTimeoutMs,
-    idle_in_transaction_session_timeout: config.db.idleInTransactionTimeoutMs,
-  };
-  return postgres(config.databaseUrl, {
+export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'> & { db?: Config['db']; pooler?: Config['pooler'] }): Sql {
+  const pooler = config.pooler === 'transaction';
+  const settings = sessionSettings(config.db);
+  const sql = postgres(config.databaseUrl, {
     max: config.poolSize,
     transform: postgres.camel,
     onnotice: () => {},
     connect_timeout: 5,
+    prepare: !pooler,
     // The default reconnect delay grows with every failed connect of the whole pool, to 10-20 s
     // after a five-second outage, and queued work waits for it: retry within a second instead.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
-    connection: { application_name: 'order-placement', ...timeouts },
+    connection: { application_name: APPLICATION_NAMES[config.db ? 'service' : 'admin'], ...startupParameters(settings, pooler) },
   });
+  return pooler ? pinnedPerTransaction(sql, settings) : sql;
+}
+
+/**
+ * Null when a session of `sql` has the settings `createSql` pinned for `config` and nothing the
+ * service cannot pin is against it; else one sentence naming the setting.
+ */
+export async function sessionSettingsProblem(sql: Sql, config: { db?: Config['db']; pooler?: Config['pooler'] }): Promise<string | null> {
+  const wanted = sessionSettings(config.db);
+  // In a transaction: through a pooler, that is where the settings are pinned.
+  const rows = await sql.begin((tx) => tx.unsafe<{ name: string; setting: string; inRecovery: boolean; replicationRole: string }[]>(
+    READ_SETTINGS_SQL, [Object.keys(wanted).map((n) => n.toLowerCase())]));
+  return sessionProblem(wanted, {
+    settings: rows, inRecovery: rows[0]?.inRecovery ?? false, replicationRole: rows[0]?.replicationRole ?? 'origin',
+  }, config.pooler === 'transaction');
 }
 
 export function createRedis(config: Pick<Config, 'redisUrl' | 'redisKeyPrefix'> & { redisCommandTimeoutMs?: number }): Redis {
@@ -42,17 +64,31 @@ export function createRedis(config: Pick<Config, 'redisUrl' | 'redisKeyPrefix'> 
   return redis;
 }
 
-/** Connects both, or throws one sentence that says which is unreachable and where. */
-export async function connectAll(sql: Sql, redis: Redis, config: Pick<Config, 'databaseUrl' | 'redisUrl'>) {
-  await sql`select 1`.catch((err: unknown) => { throw postgresUnreachable(config.databaseUrl, err); });
+/**
+ * Connects both and checks the database session (pinned settings held, nothing unpinnable against
+ * them), or throws one sentence that says what is wrong and where.
+ */
+export async function connectAll(sql: Sql, redis: Redis, config: Pick<Config, 'databaseUrl' | 'redisUrl'> & { db?: Config['db']; pooler?: Config['pooler'] }) {
+  const problem = await sessionSettingsProblem(sql, config).catch((err: unknown) => { throw postgresUnreachable(config.databaseUrl, err); });
+  if (problem) throw new Error(`PostgreSQL at ${redactUrl(config.databaseUrl)} cannot serve the orders: ${problem}`);
   await redis.connect().catch((err: unknown) => {
     throw new Error(`Redis is unreachable at ${redactUrl(config.redisUrl)}: ${messageOf(err)} (set REDIS_URL, or start redis-server)`);
   });
 }
 
-/** The one sentence for a PostgreSQL that does not answer: where, why, and what to do. */
+/**
+ * The one sentence for a PostgreSQL that cannot be used: where, why, and what to do. A server (or
+ * a pooler) that answered and refused is not "unreachable": its own words are the reason.
+ */
 export function postgresUnreachable(databaseUrl: string, err: unknown): Error {
-  return new Error(`PostgreSQL is unreachable at ${redactUrl(databaseUrl)}: ${messageOf(err)} (set DATABASE_URL, or start PostgreSQL)`);
+  const where = redactUrl(databaseUrl);
+  if (err instanceof postgres.PostgresError) {
+    const hint = /unsupported startup parameter/.test(err.message)
+      ? ' (a transaction-pooling pooler refuses session settings at connect: set DATABASE_POOLER=transaction)'
+      : '';
+    return new Error(`PostgreSQL at ${where} refused the connection: ${err.message} (SQLSTATE ${err.code})${hint}`);
+  }
+  return new Error(`PostgreSQL is unreachable at ${where}: ${messageOf(err)} (set DATABASE_URL, or start PostgreSQL)`);
 }
 
 // Probes: does a server answer at this URL? On a short-lived client of their own, made the way

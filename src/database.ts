@@ -1,6 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import postgres from 'postgres';
-import type { Sql } from './connections.ts';
+import { createSql, type Sql } from './connections.ts';
 
 const INIT_SCRIPT = fileURLToPath(new URL('../sql/init.sql', import.meta.url));
 const PLACE_ORDER_SCRIPT = fileURLToPath(new URL('../sql/place-order.sql', import.meta.url));
@@ -39,7 +38,7 @@ export async function dropDatabase(serverUrl: string, name: string) {
 }
 
 async function onServer(serverUrl: string, run: (admin: Sql) => Promise<unknown>) {
-  const admin = postgres(withDatabase(serverUrl, 'postgres'), { max: 1, onnotice: () => {}, connect_timeout: 5 });
+  const admin = createSql({ databaseUrl: withDatabase(serverUrl, 'postgres'), poolSize: 1 });
   try {
     await run(admin);
   } finally {

@@ -30,6 +30,7 @@ export type ErrorCode =
   | 'SERVICE_BUSY'
   | 'SERVICE_UNAVAILABLE'
   | 'OUTCOME_UNKNOWN'
+  | 'CLIENT_CLOSED_REQUEST'
   | 'INTERNAL';
 
 /** Each code's HTTP status; the API description groups the codes of each route by it. */
@@ -57,6 +58,8 @@ export const statusOf: Record<ErrorCode, ContentfulStatusCode> = {
   SERVICE_BUSY: 503,
   SERVICE_UNAVAILABLE: 503,
   OUTCOME_UNKNOWN: 503,
+  // The client hung up before its request was read; nobody receives this answer (nginx's 499).
+  CLIENT_CLOSED_REQUEST: 499 as ContentfulStatusCode,
   INTERNAL: 500,
 };
 
@@ -86,11 +89,12 @@ export function isSerializationFailure(err: unknown): boolean {
   return err instanceof postgres.PostgresError && SERIALIZATION_SQLSTATES.has(err.code);
 }
 
-// postgres.js connection errors carry these codes; node's socket errors carry the E* ones.
-const CONNECTION_CODES = new Set([
-  'CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT',
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND',
-]);
+// postgres.js's own codes for a connection it lost or closed: no other layer uses them.
+const DRIVER_CONNECTION_CODES = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']);
+// Node's socket codes, which the HTTP server's request stream (a client hanging up: ECONNRESET),
+// Redis's socket and PostgreSQL's socket all share: a database outage only when postgres.js
+// raised it for a query, which it marks by attaching the query (a non-enumerable `query`).
+const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
 
 // admin_shutdown, crash_shutdown: the server is closing this connection.
 const SHUTDOWN_SQLSTATES = new Set(['57P01', '57P02']);
@@ -98,8 +102,10 @@ const SHUTDOWN_SQLSTATES = new Set(['57P01', '57P02']);
 /** A lost connection to PostgreSQL, or one the server is closing, rather than a refused statement. */
 export function isConnectionLoss(err: unknown): boolean {
   if (err instanceof postgres.PostgresError) return SHUTDOWN_SQLSTATES.has(err.code);
-  const code = err instanceof Error ? (err as { code?: unknown }).code : undefined;
-  return typeof code === 'string' && CONNECTION_CODES.has(code);
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return false;
+  return DRIVER_CONNECTION_CODES.has(code) || (SOCKET_CODES.has(code) && Object.hasOwn(err, 'query'));
 }
 
 export function idempotencyKeyInUse(): AppError {
@@ -140,9 +146,20 @@ export function redisReplyCode(err: Error): string {
   return err instanceof ReplyError ? err.message.split(' ', 1)[0]! : '';
 }
 
+/** Where a request's failure could have come from besides the order code and its dependencies. */
+export interface RequestOrigin {
+  /** The error the request's own body stream failed with, if it did (the client hung up). */
+  requestStreamError?: unknown;
+}
+
 /** Turns anything thrown while serving a request into a client-facing AppError. */
-export function toAppError(err: unknown): AppError {
+export function toAppError(err: unknown, origin: RequestOrigin = {}): AppError {
   if (err instanceof AppError) return err;
+  // Told apart by origin, not by its code: Node reports the hang-up as ECONNRESET, as it does a
+  // PostgreSQL socket reset.
+  if (err !== undefined && err === origin.requestStreamError) {
+    return new AppError('CLIENT_CLOSED_REQUEST', 'the client closed the connection before its request was read');
+  }
   // Hono's JSON body validator throws a 400 for a body JSON.parse refuses; it is the only source
   // of an HTTPException in this service.
   if (err instanceof HTTPException && err.status === 400) return new AppError('MALFORMED_JSON', 'the body is not valid JSON');

@@ -16,7 +16,7 @@ import { boundedPool } from './transaction.ts';
 export async function runWorker(config: Config, logger: Logger) {
   const sql = createSql(config);
   // /health's own connection, so that it can answer while every pool connection is busy.
-  const healthSql = createSql({ databaseUrl: config.databaseUrl, poolSize: 1, db: config.db });
+  const healthSql = createSql({ ...config, poolSize: 1 });
   const redis = createRedis(config);
   const closeConnections = () => Promise.allSettled([sql.end({ timeout: 5 }), healthSql.end({ timeout: 1 }), redis.quit()]);
   try {
@@ -36,7 +36,7 @@ export async function runWorker(config: Config, logger: Logger) {
     sql, redis, intervalMs: config.reservations.reconcileIntervalMs, log: logFunction(logger),
   });
   // On a pool of its own (small): sweeps never take a connection an order is waiting for.
-  const sweeperSql = createSql({ databaseUrl: config.databaseUrl, poolSize: 1, db: config.db });
+  const sweeperSql = createSql({ ...config, poolSize: 1 });
   const sweeper = startOrderSweeper({
     db: boundedPool(sweeperSql, config), redis, paymentTtlSeconds: config.lifecycle.paymentTtlSeconds, log: logFunction(logger),
   }, config.lifecycle.sweepIntervalMs);

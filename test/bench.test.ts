@@ -8,6 +8,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { TRANSACTIONAL_VARIANTS, VARIANT_NAMES } from '../src/orders/variants/index.ts';
 import { SCENARIO_NAMES } from '../bench/scenarios.ts';
+import { findPgBouncer } from '../servers/own-pgbouncer.ts';
 
 // The bench as a user runs it: a child process, its exit code, and the files it writes.
 
@@ -148,6 +149,26 @@ test('bench --quick at a tiny scale: every variant x scenario, audits clean, JSO
   const metricsOff = settings.settings.find((s: any) => s.setting === 'metrics off');
   assert.equal(metricsOff.throughputCost, 1 - metricsOff.ordersPerSec.median / defaults);
   assert.match(stdout, /What the service's settings cost: mixed-100 through row-lock/);
+  // Scale-out (--quick: row-lock only) with 1, 2 and 4 service processes, directly and through a
+  // PgBouncer of the bench's own (where one is installed), each run audited.
+  const scale = result.scaleOut;
+  const paths = findPgBouncer() ? ['direct', 'pooler'] : ['direct'];
+  assert.deepEqual([...new Set(scale.runs.map((r: any) => r.variant))], ['row-lock']);
+  if (findPgBouncer()) assert.equal(scale.poolerMissing, null);
+  else assert.match(scale.poolerMissing, /apt-get install pgbouncer/);
+  assert.equal(scale.runs.length, 3 * paths.length);
+  for (const run of scale.runs) {
+    const what = `${run.variant} x${run.processes} ${run.path}`;
+    assert.ok(run.clean, what);
+    assert.equal(run.internalErrors, 0, what);
+    assert.ok(run.ordersPerSec > 0, what);
+    assert.ok(run.serverConnections >= 1, `${what}: ${run.serverConnections} server connections`);
+  }
+  for (const cell of scale.cells.filter((c: any) => c.path === 'pooler' && c.ordersPerSec)) {
+    const direct = scale.cells.find((c: any) => c.variant === cell.variant && c.processes === cell.processes && c.path === 'direct');
+    assert.equal(cell.vsDirect, cell.ordersPerSec.median / direct.ordersPerSec.median);
+  }
+  assert.match(stdout, /Scale-out: mixed-100 over HTTP/);
   assert.match(result.machine.gitSha, /^[0-9a-f]{40}$|^unknown$/);
   assert.ok(result.machine.postgres.version);
   assert.ok(result.machine.cpus >= 1);
@@ -157,7 +178,7 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
   const out = await tempDir('bench-open-');
   const { code, stdout, stderr } = await runBench(['--scenarios', 'mixed-100', '--variants', 'row-lock', '--connections', '3',
     '--orders', '4', '--warmup', '1', '--repeat', '2', '--pool', '2,4', '--ceiling-duration', '1', '--rate', '40,20', '--open-duration', '1',
-    '--no-settings-cost', '--out', out], process.env);
+    '--no-settings-cost', '--no-scale-out', '--out', out], process.env);
   assert.equal(code, 0, stderr.slice(-3000));
   assert.match(stdout, /mixed-100: open loop, 3 users' orders arriving at a fixed rate/);
   assert.match(stderr, /expected to take about/);
@@ -171,6 +192,7 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
   const result = await readResult(out);
   assert.equal(result.repeat, 2);
   assert.equal(result.settingsCost, null, '--no-settings-cost');
+  assert.equal(result.scaleOut, null, '--no-scale-out');
   assert.deepEqual(result.pools, [2, 4]);
   assert.deepEqual(result.cells.map((c: any) => c.pool), [2, 4]);
   for (const c of result.cells) assert.deepEqual(c.runs.map((r: any) => [r.round, r.pool]), [[1, c.pool], [2, c.pool]]);

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Server } from 'node:http';
@@ -10,12 +9,12 @@ import { after, before, test } from 'node:test';
 import { serve } from '@hono/node-server';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { VARIANT_NAMES } from '../src/orders/variants/index.ts';
+import { findBrowser } from './browser.ts';
 import { createTestEnv, type TestEnv } from './helpers.ts';
 
-// A reader opens /docs in a real browser (Debian's chromium, which .ci/run installs), places the
-// example order from the page, and sees the 201; the order is then read back from the database.
-
-const CHROMIUM = '/usr/bin/chromium';
+// A reader opens /docs in a real browser (Debian's chromium where installed, else the Chromium that
+// the npm package @sparticuz/chromium ships: see test/browser.ts), places the example order from the
+// page, and sees the 201; the order is then read back from the database.
 
 let env: TestEnv;
 let server: Server;
@@ -37,17 +36,20 @@ after(async () => {
   if (dir) await rm(join(dir, 'profile'), { recursive: true, force: true });
 });
 
-test('an order placed from /docs through the reference page answers 201 and is stored', async () => {
-  assert.ok(existsSync(CHROMIUM), `no browser at ${CHROMIUM}: apt-get install chromium`);
+test('an order placed from /docs through the reference page answers 201 and is stored', async (t) => {
+  // Throws one sentence naming what to install when there is no usable browser.
+  const browser = await findBrowser();
+  t.diagnostic(`browser: ${browser.source}`);
   // The page must not need the internet: its script is served by the service itself.
   const scalar = await env.app.request('/docs/scalar.js');
   assert.equal(scalar.status, 200, '/docs serves no local Scalar bundle: npm install @scalar/api-reference');
 
   const context: BrowserContext = await chromium.launchPersistentContext(join(dir, 'profile'), {
-    executablePath: CHROMIUM,
+    executablePath: browser.executablePath,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    // BROWSER_ARGS (test/browser.ts): --headless --no-sandbox --disable-gpu --disable-quic --no-first-run
+    // --disable-background-networking --disable-component-update --disable-sync
+    args: browser.args,
   });
   const elsewhere: string[] = [];
   try {

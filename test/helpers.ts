@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
 import { cents, formatCents } from '../bench/bodies.ts';
 import { createApp } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
@@ -82,6 +83,40 @@ export async function createTestEnv(overrides: Partial<Config> = {}) {
     },
   };
   return env;
+}
+
+/**
+ * Database defaults an operator could set that break what the service's sessions rely on, all at
+ * once: value parsing (DateStyle, IntervalStyle, float output), name resolution, isolation,
+ * read-only transactions, idle connections cut, no lock or statement bound; and a time zone whose
+ * date is not UTC's right now (UTC-12 before noon UTC, UTC+14 after).
+ */
+export function hostileDefaults(): Record<string, string> {
+  return {
+    datestyle: 'German, DMY',
+    intervalstyle: 'sql_standard',
+    extra_float_digits: '-15',
+    search_path: 'nowhere',
+    default_transaction_isolation: 'serializable',
+    default_transaction_read_only: 'on',
+    idle_session_timeout: '300ms',
+    statement_timeout: '0',
+    lock_timeout: '0',
+    timezone: new Date().getUTCHours() < 12 ? 'Etc/GMT+12' : 'Etc/GMT-14',
+  };
+}
+
+/** `ALTER DATABASE ... SET` each setting as the database's default, from the server's `postgres` database. */
+export async function setDatabaseDefaults(databaseUrl: string, settings: Record<string, string>) {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  const admin = postgres(withDatabase(databaseUrl, 'postgres'), { max: 1, onnotice: () => {} });
+  try {
+    for (const [setting, value] of Object.entries(settings)) {
+      await admin.unsafe(`alter database "${name}" set ${setting} = '${value}'`);
+    }
+  } finally {
+    await admin.end();
+  }
 }
 
 /** Everything an order can write, summed: equal before and after means nothing was written. */

@@ -1,0 +1,178 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import postgres from 'postgres';
+import { createApp } from '../src/app.ts';
+import type { Config } from '../src/config.ts';
+import { connectAll, createRedis, createSql, type Sql } from '../src/connections.ts';
+import { VARIANT_NAMES } from '../src/orders/variants/index.ts';
+import { findPgBouncer, PGBOUNCER_INSTALL, startOwnPgBouncer, type OwnPgBouncer } from '../servers/own-pgbouncer.ts';
+import {
+  assertUnitsConserved, createTestEnv, holdRow, hostileDefaults, json, setDatabaseDefaults, type TestEnv,
+} from './helpers.ts';
+import { placeReadPayCancel, replayOnce } from './order-paths.ts';
+
+// Through a real PgBouncer in transaction pooling, with nothing of the service's accommodated
+// (startup parameters refused), four server connections shared by pools of 16, and a database
+// whose defaults are hostile: the settings the service pins must hold in every transaction
+// whatever server connection it lands on, none may leak to other clients, and a failure must
+// never leave a server connection in a transaction.
+
+const binary = findPgBouncer();
+const skip = binary ? false : `no pgbouncer on this machine (${PGBOUNCER_INSTALL}): the pooler tests did not run`;
+if (skip) console.log(`# ${skip}`);
+
+const SERVER_CONNECTIONS = 4;
+let env: TestEnv;
+let pooler: OwnPgBouncer;
+let pooledConfig: Config;
+const opened: { sql: Sql; redis: ReturnType<typeof createRedis> }[] = [];
+
+before(async () => {
+  if (!binary) return;
+  // Lock waits end after 300 ms here, whatever the database's default (0: no limit).
+  env = await createTestEnv({ db: { lockTimeoutMs: 300, statementTimeoutMs: 5_000, idleInTransactionTimeoutMs: 5_000 } });
+  await setDatabaseDefaults(env.config.databaseUrl, hostileDefaults());
+  pooler = await startOwnPgBouncer(binary, env.config.databaseUrl, { poolSize: SERVER_CONNECTIONS });
+  pooledConfig = { ...env.config, databaseUrl: pooler.urlFor(env.config.databaseUrl), pooler: 'transaction' };
+});
+after(async () => {
+  await Promise.allSettled(opened.map((o) => Promise.all([o.sql.end({ timeout: 1 }), o.redis.quit()])));
+  await pooler?.remove();
+  await env?.close();
+});
+beforeEach(async () => { if (binary) await env.reset(); });
+
+/** A service instance reaching PostgreSQL through the pooler, as `npm start` would make it. */
+async function instance(config: Config = pooledConfig) {
+  const sql = createSql(config);
+  const redis = createRedis(config);
+  opened.push({ sql, redis });
+  await connectAll(sql, redis, config);
+  return { sql, app: createApp({ sql, redis, config }) };
+}
+
+/** Server connections of this test's database still inside a transaction. */
+async function serverConnectionsInTransaction(): Promise<string[]> {
+  const rows = await env.sql<{ state: string }[]>`
+    select state from pg_stat_activity
+    where datname = current_database() and pid <> pg_backend_pid() and state like 'idle in transaction%'`;
+  return rows.map((r) => r.state);
+}
+
+describe('through a transaction-pooling PgBouncer', { skip }, () => {
+  test('settings sent at connect are refused by the pooler, and the service says what to do', async () => {
+    const config: Config = { ...pooledConfig, pooler: 'none' };
+    const sql = createSql(config);
+    const redis = createRedis(config);
+    try {
+      await assert.rejects(connectAll(sql, redis, config), (err: Error) => {
+        assert.match(err.message, /refused the connection: unsupported startup parameter/);
+        assert.match(err.message, /DATABASE_POOLER=transaction/);
+        assert.doesNotMatch(err.message, /unreachable/);
+        return true;
+      });
+    } finally {
+      await sql.end({ timeout: 1 });
+      redis.disconnect();
+    }
+  });
+
+  for (const variant of VARIANT_NAMES) {
+    test(`${variant}: place, read, pay, cancel, and an idempotent replay`, async () => {
+      const { app } = await instance();
+      await placeReadPayCancel(app, env, variant);
+      await env.reset();
+      await replayOnce(app, env, variant);
+      assert.deepEqual(await serverConnectionsInTransaction(), []);
+    });
+  }
+
+  test('ordinary traffic over every variant: no 500, nothing left in a transaction, no setting leaked', async () => {
+    const { app } = await instance();
+    const answers = await Promise.all(Array.from({ length: 280 }, async (_, i) => {
+      const variant = VARIANT_NAMES[i % VARIANT_NAMES.length]!;
+      return Promise.resolve(app.request(`/orders/${variant}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer seed-${1 + (i % 50)}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(env.body([{ productId: 1 + (i % 10), count: 1 }])),
+      })).then(async (r) => `${variant} ${r.status}${r.status === 201 ? '' : ` ${(await json(r)).error.code}`}`);
+    }));
+    // `serializable` answers a conflict with 40001 by design; nothing else may fail.
+    const expected = (a: string) => a.endsWith(' 201') || a === 'serializable 409 SERIALIZATION_FAILURE';
+    assert.deepEqual(answers.filter((a) => !expected(a)), []);
+    await assertUnitsConserved(env.sql, 1_000, answers.filter((a) => a.endsWith(' 201')).length);
+    assert.deepEqual(await serverConnectionsInTransaction(), []);
+
+    // Another client of the same pooler, which pins nothing, still gets the database's own
+    // defaults on the server connections the service used: no session SET leaked to it.
+    const plain = postgres(pooledConfig.databaseUrl, { max: 1, prepare: false, fetch_types: false, onnotice: () => {} });
+    try {
+      for (let i = 0; i < SERVER_CONNECTIONS * 2; i++) {
+        const [row] = await plain`
+          select current_setting('lock_timeout') as lock, current_setting('default_transaction_isolation') as isolation,
+                 current_setting('IntervalStyle') as interval, current_setting('search_path') as path`;
+        assert.deepEqual({ ...row }, { lock: '0', isolation: 'serializable', interval: 'sql_standard', path: 'nowhere' });
+      }
+    } finally {
+      await plain.end();
+    }
+  });
+
+  test('a statement failing mid-transaction leaves no server connection in a transaction', async () => {
+    const { sql } = await instance();
+    await assert.rejects(sql.begin(async (tx) => {
+      await tx`select 1`;
+      await tx`select 1 / 0`;
+    }), /division by zero/);
+    // An order refused halfway (its coupon used meanwhile is found under lock): rolled back.
+    const { app } = await instance();
+    const body = env.body([{ productId: 1, count: 1 }, { productId: 2, count: 1 }], { couponId: 1, total: '25.48' });
+    const first = await app.request('/orders/row-lock', {
+      method: 'POST', headers: { Authorization: 'Bearer seed-1' }, body: JSON.stringify(body),
+    });
+    assert.equal(first.status, 201, await first.clone().text());
+    const again = await app.request('/orders/row-lock', {
+      method: 'POST', headers: { Authorization: 'Bearer seed-1' }, body: JSON.stringify(body),
+    });
+    assert.equal((await json(again)).error.code, 'COUPON_INVALID');
+    assert.deepEqual(await serverConnectionsInTransaction(), []);
+    const [row] = await sql`select count(*)::int as orders from orders`;
+    assert.equal(row!.orders, 1);
+  });
+
+  test('a row held by another session: 503 TIMEOUT within the configured bound (the database default has none)', async () => {
+    const { app } = await instance();
+    const release = await holdRow(env.sql, 1);
+    try {
+      for (const variant of ['row-lock', 'one-round-trip', 'batched']) {
+        const started = performance.now();
+        const res = await app.request(`/orders/${variant}`, {
+          method: 'POST', headers: { Authorization: 'Bearer seed-1' }, body: JSON.stringify(env.body([{ productId: 1, count: 1 }])),
+        });
+        const elapsed = performance.now() - started;
+        const answer = await json(res);
+        assert.equal(res.status, 503, JSON.stringify(answer));
+        assert.equal(answer.error.code, 'TIMEOUT');
+        assert.ok(elapsed >= 250 && elapsed < 2_000, `${variant}: answered after ${Math.round(elapsed)} ms (lock_timeout 300 ms)`);
+      }
+    } finally {
+      await release();
+    }
+    assert.deepEqual(await serverConnectionsInTransaction(), []);
+    const [row] = await env.sql`select stock from product where id = 1`;
+    assert.equal(row!.stock, 1_000, 'nothing written');
+  });
+
+  test('two service instances through one pooler, batching and one round trip on the same products', async () => {
+    const [a, b] = [await instance(), await instance()];
+    const answers = await Promise.all(Array.from({ length: 200 }, (_, i) =>
+      Promise.resolve((i % 2 ? a : b).app.request(`/orders/${i % 4 < 2 ? 'batched' : 'one-round-trip'}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer seed-${1 + (i % 40)}` },
+        body: JSON.stringify(env.body([{ productId: 1 + (i % 3), count: 1 }, { productId: 4, count: 1 }])),
+      })).then((r) => r.status)));
+    assert.deepEqual(answers.filter((s) => s !== 201), []);
+    await assertUnitsConserved(env.sql, 1_000, 200);
+    assert.deepEqual(await serverConnectionsInTransaction(), []);
+  });
+});
