@@ -221,7 +221,7 @@ async function main(): Promise<number> {
     const scaleOutVariants = !o.scaleOut || !o.scenarios.includes(SETTINGS_SCENARIO) ? []
       : SCALE_OUT_VARIANTS.filter((v) => o.variants.includes(v)).slice(0, o.quick ? 1 : undefined);
     const pgbouncer = scaleOutVariants.length ? findPgBouncer() : null;
-    const poolerMissing = pgbouncer ? null : `no pgbouncer on PATH (${PGBOUNCER_INSTALL})`;
+    let poolerMissing = pgbouncer ? null : `no pgbouncer on PATH (${PGBOUNCER_INSTALL})`;
     const scaleOutRuns = scaleOutVariants.length * SCALE_OUT_PROCESSES.length * (pgbouncer ? SCALE_OUT_PATHS.length : 1) * repeat;
     const steps = o.rate?.length ?? o.load.length;
     const openDuration = o.openDuration ?? (o.quick ? QUICK.openDuration : DEFAULT_OPEN_DURATION);
@@ -298,10 +298,12 @@ async function main(): Promise<number> {
 
     let scaleOut: ScaleOut | null = null;
     if (scaleOutRuns) {
-      if (poolerMissing) log(`scale-out: the pooler runs are n/a: ${poolerMissing}`);
-      // Its server connections: as many as one process's pool, shared by every process.
-      const pooler = pgbouncer ? await startOwnPgBouncer(pgbouncer, databaseUrl, { poolSize: pool }) : null;
+      // Its server connections: as many as one process's pool, shared by every process. A pooler
+      // that does not start leaves its cells n/a, not the whole run lost.
+      const pooler = pgbouncer ? await startOwnPgBouncer(pgbouncer, databaseUrl, { poolSize: pool })
+        .catch((err: Error) => { poolerMissing = `pgbouncer did not start: ${err.message.split('\n').slice(0, 2).join(' ')}`; return null; }) : null;
       if (pooler) cleanups.push(() => pooler.remove());
+      if (poolerMissing) log(`scale-out: the pooler runs are n/a: ${poolerMissing}`);
       scaleOut = await runScaleOut(SCENARIOS[SETTINGS_SCENARIO], scaleOutVariants, settingsScale, repeat, {
         databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool, poolerUrl: pooler && ((url) => pooler.urlFor(url)), poolerMissing,
         warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, settingsScale.ordersPerConnection),
@@ -309,7 +311,6 @@ async function main(): Promise<number> {
         before: (label) => log(`${label}: ${clock.line()}`),
         after: () => clock.done(estimateHttpRunSec(settingsScale)),
       });
-      await pooler?.remove();
     }
 
     const targets = [...evaluateTargets(summaries, { fullScale: !o.quick && !o.connections && !o.orders }),

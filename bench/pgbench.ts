@@ -2,6 +2,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pgOptions, sessionSettings } from '../src/session-settings.ts';
 import { parsePgbenchOutput, type PgbenchFigures } from './pgbench-output.ts';
 
 // Runs pgbench from PATH on a script of ours, against the bench's database. The script lives in a
@@ -64,7 +65,8 @@ export async function runPgbench(r: PgbenchRun): Promise<PgbenchResult> {
     const length = 'durationSec' in r.length ? ['-T', String(r.length.durationSec)] : ['-t', String(r.length.transactionsPerClient)];
     // -n: no pgbench tables to vacuum; -M prepared: the service's driver prepares its statements too.
     const args = ['-n', '-M', 'prepared', '-c', String(r.clients), '-j', String(r.threads), ...length, '-f', file];
-    const output = await run(args, { ...process.env, ...libpqEnv(r.databaseUrl) }, dir);
+    // Its sessions pinned as the service's are, whatever the database's defaults.
+    const output = await run(args, { ...process.env, ...libpqEnv(r.databaseUrl), PGOPTIONS: pgOptions(sessionSettings()) }, dir);
     const figures = parsePgbenchOutput(output);
     if (!figures) throw new Error(`pgbench printed no tps:\n${output.slice(-2000)}`);
     return { ...figures, command: `pgbench ${args.join(' ').replace(file, 'order.sql')}` };

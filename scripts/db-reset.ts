@@ -30,11 +30,17 @@ const program = new Command('db:reset')
 async function main() {
   const o = program.parse().opts<{ products: number; stock: number; price: string; priceStep: string; users: number; coupons: number; points: number }>();
   const config = loadConfig();
+  // Creating a database and replacing a schema are no transactions to lend a pooled connection.
+  if (config.pooler !== 'none') {
+    throw new Error('db:reset creates the database and its schema: point DATABASE_URL at PostgreSQL itself, not at the pooler (and unset DATABASE_POOLER)');
+  }
   await ensureDatabase(config.databaseUrl).catch((err: unknown) => { throw postgresUnreachable(config.databaseUrl, err); });
-  const sql = createSql({ ...config, poolSize: 1 });
+  // Admin work: the settings pinned, no statement or lock bound (a large seed may take a while).
+  const admin = { databaseUrl: config.databaseUrl, redisUrl: config.redisUrl };
+  const sql = createSql({ ...admin, poolSize: 1 });
   const redis = createRedis(config);
   try {
-    await connectAll(sql, redis, config);
+    await connectAll(sql, redis, admin);
     await recreateSchema(sql);
     const seeded = await seed(sql, redis, {
       products: o.products, stock: o.stock, basePrice: o.price, priceStep: o.priceStep,

@@ -1,43 +1,41 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { accessSync, constants as fs } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stopChild } from './child.ts';
+import { onPath } from './services.ts';
 import { freePort } from '../src/free-port.ts';
 
 // A PgBouncer of our own between the service and PostgreSQL, the tests' or the bench's: Debian's
 // `pgbouncer` on a free port in a temporary directory, transaction pooling, nothing of the
 // service's accommodated (no `ignore_startup_parameters`): what an operator runs in front of many
-// service instances. It can be stopped and started again on the same port (the fault bench
-// restarts it under load); remove() stops it and deletes the directory.
+// service instances. remove() stops it and deletes the directory.
 
 export interface OwnPgBouncer {
   /** `postgresUrl` with the pooler's host and port: the same user, password and database. */
   urlFor(postgresUrl: string): string;
   port: number;
-  stop(): Promise<void>;
-  /** Starts the stopped pooler again on the same port; resolves once it accepts connections. */
-  start(): Promise<void>;
   remove(): Promise<void>;
 }
 
 /** How to install it, for the line that says which runs did not happen without it. */
 export const PGBOUNCER_INSTALL = 'apt-get install pgbouncer';
 
-/** The pgbouncer binary: on PATH, or where Debian puts it (/usr/sbin is not on every PATH). */
+/** The pgbouncer binary: on PATH, or where Debian puts it (/usr/sbin is not on every user's PATH). */
 export function findPgBouncer(): string | null {
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/local/sbin'];
-  for (const dir of dirs) {
-    const candidate = join(dir, 'pgbouncer');
-    try {
-      accessSync(candidate, fs.X_OK);
-      return candidate;
-    } catch { /* not here */ }
+  return onPath('pgbouncer') ?? ['/usr/sbin/pgbouncer', '/usr/local/sbin/pgbouncer'].find(isExecutable) ?? null;
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, fs.X_OK);
+    return true;
+  } catch {
+    return false;
   }
-  return null;
 }
 
 export interface PgBouncerOptions {
@@ -52,7 +50,7 @@ export interface PgBouncerOptions {
  */
 export async function startOwnPgBouncer(binary: string, postgresUrl: string, o: PgBouncerOptions): Promise<OwnPgBouncer> {
   const server = new URL(postgresUrl);
-  const dir = await mkdtemp(join(tmpdir(), 'orders-pgbouncer-'));
+  const dir = await mkdtemp(join(tmpdir(), 'orders-bench-pgbouncer-'));
   // PgBouncer refuses to run as root: as root it runs as `nobody`, who must read and write here.
   await chmod(dir, 0o777);
   const port = await freePort();
@@ -60,10 +58,12 @@ export async function startOwnPgBouncer(binary: string, postgresUrl: string, o: 
   const password = decodeURIComponent(server.password);
   const logFile = join(dir, 'pgbouncer.log');
   const quoted = (s: string) => `"${s.replaceAll('"', '""')}"`;
+  // Readable by `nobody` (below): the password of a local test or bench server, if it has one.
   await writeFile(join(dir, 'users.txt'), `${quoted(user)} ${quoted(password)}\n`, { mode: 0o644 });
+  const libpqQuoted = (s: string) => `'${s.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
   await writeFile(join(dir, 'pgbouncer.ini'), [
     '[databases]',
-    `* = host=${server.hostname} port=${server.port || 5432} user=${user}${password ? ` password=${password}` : ''}`,
+    `* = host=${server.hostname} port=${server.port || 5432} user=${libpqQuoted(user)}${password ? ` password=${libpqQuoted(password)}` : ''}`,
     '[pgbouncer]',
     'listen_addr = 127.0.0.1',
     `listen_port = ${port}`,
@@ -81,38 +81,21 @@ export async function startOwnPgBouncer(binary: string, postgresUrl: string, o: 
   ].join('\n') + '\n', { mode: 0o644 });
 
   const args = [...(process.getuid?.() === 0 ? ['-u', 'nobody'] : []), join(dir, 'pgbouncer.ini')];
-  let child: ChildProcess | null = null;
-  let removed = false;
   const accepts = () => new Promise<boolean>((resolve) => {
     const socket = createConnection(port, '127.0.0.1');
     socket.once('connect', () => { socket.destroy(); resolve(true); });
     socket.once('error', () => resolve(false));
   });
-
-  const start = async () => {
-    if (removed) throw new Error('pgbouncer was removed');
-    let output = '';
-    const started = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    started.stdout!.on('data', (d) => { output = (output + d).slice(-4000); });
-    started.stderr!.on('data', (d) => { output = (output + d).slice(-4000); });
-    child = started;
-    for (let i = 0; i < 100 && started.exitCode === null && !(await accepts()); i++) await sleep(50);
-    if (started.exitCode !== null || !(await accepts())) {
-      await stopChild(started);
-      const log = await readFile(logFile, 'utf8').catch(() => '');
-      throw new Error(`${binary} did not start on port ${port}:\n${(output + log).trim().split('\n').slice(-5).join('\n')}`);
-    }
-  };
-
-  const stop = async () => {
-    if (child) await stopChild(child, 5_000);
-  };
-
-  try {
-    await start();
-  } catch (err) {
+  let output = '';
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => { output = (output + d).slice(-4000); });
+  child.stderr!.on('data', (d) => { output = (output + d).slice(-4000); });
+  for (let i = 0; i < 100 && child.exitCode === null && !(await accepts()); i++) await sleep(50);
+  if (child.exitCode !== null || !(await accepts())) {
+    await stopChild(child);
+    const log = await readFile(logFile, 'utf8').catch(() => '');
     await rm(dir, { recursive: true, force: true });
-    throw err;
+    throw new Error(`${binary} did not start on port ${port}:\n${(output + log).trim().split('\n').slice(-5).join('\n')}`);
   }
   return {
     port,
@@ -122,11 +105,8 @@ export async function startOwnPgBouncer(binary: string, postgresUrl: string, o: 
       u.port = String(port);
       return u.toString();
     },
-    stop,
-    start,
     remove: async () => {
-      removed = true;
-      await stop();
+      await stopChild(child, 5_000);
       await rm(dir, { recursive: true, force: true });
     },
   };

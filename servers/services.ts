@@ -125,7 +125,8 @@ async function findRedis(o: FindOptions, stops: Stops): Promise<{ url: string | 
   return { url: server.url, origin: `redis-server on port ${server.port}` };
 }
 
-function onPath(command: string): string | null {
+/** The command's path when it is on PATH (as the shell finds it), else null. */
+export function onPath(command: string): string | null {
   try {
     return execFileSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' }).trim() || null;
   } catch {

@@ -57,8 +57,11 @@ export function createApp(deps: AppDeps) {
   app.notFound((c) => c.json(errorBody(new AppError('NOT_FOUND', `no route for ${c.req.method} ${c.req.path}`)), 404));
   app.onError((err, c) => {
     // @hono/node-server's bindings: the Node request, whose stream holds the error a hang-up left.
-    const incoming = (c.env as { incoming?: { errored?: unknown } } | undefined)?.incoming;
-    const appError = toAppError(err, { requestStreamError: incoming?.errored ?? undefined });
+    const incoming = (c.env as { incoming?: { errored?: unknown; complete?: boolean } } | undefined)?.incoming;
+    const appError = toAppError(err, {
+      requestStreamError: incoming?.errored ?? undefined,
+      requestAborted: !!incoming?.errored && !incoming.complete,
+    });
     c.set('failure', { error: appError, cause: err });
     if (appError.retryAfter !== undefined) c.header('Retry-After', String(appError.retryAfter));
     return c.json(errorBody(appError), appError.status);

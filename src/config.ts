@@ -6,7 +6,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** batched variant: what ORDER_BATCH_MAX and ORDER_BATCH_WAIT_MS default to. */
-export const DEFAULT_ORDER_BATCH = { maxOrders: 64, waitMs: 2 };
+export const DEFAULT_ORDER_BATCH = { maxOrders: 64, waitMs: 2, inFlight: 1 };
 
 const envSchema = z.object({
   // GET /metrics and the counting behind it; `off` lets the bench measure what they cost.
@@ -52,6 +52,9 @@ const envSchema = z.object({
   // and every snapshot taken meanwhile gets slower), placed this long after the first arrived.
   ORDER_BATCH_MAX: z.coerce.number().int().min(1).max(64).default(DEFAULT_ORDER_BATCH.maxOrders),
   ORDER_BATCH_WAIT_MS: z.coerce.number().min(0).max(1_000).default(DEFAULT_ORDER_BATCH.waitMs),
+  // batched variant: batches a process runs at once; the next one gathers while they run, so under
+  // load batches grow instead of multiplying and fighting for the same hot rows.
+  ORDER_BATCH_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(DEFAULT_ORDER_BATCH.inFlight),
   // An unpaid order gives back its units, coupon and points this long after it was placed; the
   // sweeper looks for such orders every ORDER_SWEEP_INTERVAL_MS (0: never, `npm run orders:expire` only).
   ORDER_PAYMENT_TTL_SECONDS: z.coerce.number().int().min(1).default(900),
@@ -83,7 +86,7 @@ export interface Config {
   webConcurrency: number;
   shutdownDrainMs: number;
   reservations: { ttlMs: number; reconcileIntervalMs: number };
-  orderBatch: { maxOrders: number; waitMs: number };
+  orderBatch: { maxOrders: number; waitMs: number; inFlight: number };
   lifecycle: { paymentTtlSeconds: number; sweepIntervalMs: number; idempotencyKeyTtlSeconds: number };
   sessionCacheMs: number;
 }
@@ -119,7 +122,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     webConcurrency: e.WEB_CONCURRENCY,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     reservations: { ttlMs: e.RESERVATION_TTL_MS, reconcileIntervalMs: e.RECONCILE_INTERVAL_MS },
-    orderBatch: { maxOrders: e.ORDER_BATCH_MAX, waitMs: e.ORDER_BATCH_WAIT_MS },
+    orderBatch: { maxOrders: e.ORDER_BATCH_MAX, waitMs: e.ORDER_BATCH_WAIT_MS, inFlight: e.ORDER_BATCH_IN_FLIGHT },
     lifecycle: {
       paymentTtlSeconds: e.ORDER_PAYMENT_TTL_SECONDS,
       sweepIntervalMs: e.ORDER_SWEEP_INTERVAL_MS,

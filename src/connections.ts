@@ -41,8 +41,9 @@ export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'> & { d
  */
 export async function sessionSettingsProblem(sql: Sql, config: { db?: Config['db']; pooler?: Config['pooler'] }): Promise<string | null> {
   const wanted = sessionSettings(config.db);
-  // In a transaction: through a pooler, that is where the settings are pinned.
-  const rows = await sql.begin((tx) => tx.unsafe<{ name: string; setting: string; inRecovery: boolean; replicationRole: string }[]>(
+  // In a transaction: through a pooler, that is where the settings are pinned. Read only, so that
+  // a standby answers (and is named for what it is) rather than refusing a read-write BEGIN.
+  const rows = await sql.begin('read only', (tx) => tx.unsafe<{ name: string; setting: string; inRecovery: boolean; replicationRole: string }[]>(
     READ_SETTINGS_SQL, [Object.keys(wanted).map((n) => n.toLowerCase())]));
   return sessionProblem(wanted, {
     settings: rows, inRecovery: rows[0]?.inRecovery ?? false, replicationRole: rows[0]?.replicationRole ?? 'origin',

@@ -93,7 +93,8 @@ export function isSerializationFailure(err: unknown): boolean {
 const DRIVER_CONNECTION_CODES = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']);
 // Node's socket codes, which the HTTP server's request stream (a client hanging up: ECONNRESET),
 // Redis's socket and PostgreSQL's socket all share: a database outage only when postgres.js
-// raised it for a query, which it marks by attaching the query (a non-enumerable `query`).
+// raised it for a query, which it marks by attaching the query (a non-enumerable `query`). It does
+// not for `sql.reserve()` or a cancel, which the service therefore does not use.
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
 
 // admin_shutdown, crash_shutdown: the server is closing this connection.
@@ -150,6 +151,8 @@ export function redisReplyCode(err: Error): string {
 export interface RequestOrigin {
   /** The error the request's own body stream failed with, if it did (the client hung up). */
   requestStreamError?: unknown;
+  /** The request's body was cut off before its end (the stream failed, the body is incomplete). */
+  requestAborted?: boolean;
 }
 
 /** Turns anything thrown while serving a request into a client-facing AppError. */
@@ -157,7 +160,10 @@ export function toAppError(err: unknown, origin: RequestOrigin = {}): AppError {
   if (err instanceof AppError) return err;
   // Told apart by origin, not by its code: Node reports the hang-up as ECONNRESET, as it does a
   // PostgreSQL socket reset.
-  if (err !== undefined && err === origin.requestStreamError) {
+  // A body cut off is the stream's error where the body limit read it, or a 400 from the JSON
+  // validator, which reads it otherwise and reports any failure to read as malformed JSON.
+  const fromHangUp = err === origin.requestStreamError || (err instanceof HTTPException && err.status === 400);
+  if (err !== undefined && origin.requestAborted && fromHangUp) {
     return new AppError('CLIENT_CLOSED_REQUEST', 'the client closed the connection before its request was read');
   }
   // Hono's JSON body validator throws a 400 for a body JSON.parse refuses; it is the only source

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from './config.ts';
-import { statusOf } from './errors.ts';
 
 // JSON lines, one object per event, for the service and its supervisor.
 
@@ -61,7 +60,7 @@ export interface RequestRecord {
 export function logRequest(logger: Logger, record: RequestRecord) {
   const level = record.status >= 500 ? (record.status === 500 ? 'error' : 'warn')
     // A client that hung up (499) did so itself, however long it had waited: nothing to act on.
-    : record.durationMs >= SLOW_REQUEST_MS && record.status !== statusOf.CLIENT_CLOSED_REQUEST ? 'info' : 'debug';
+    : record.durationMs >= SLOW_REQUEST_MS && record.code !== 'CLIENT_CLOSED_REQUEST' ? 'info' : 'debug';
   // The level check first, so that a request nobody logs builds nothing.
   if (!logger.isLevelEnabled(level)) return;
   const { err, ...fields } = record;

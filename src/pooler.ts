@@ -14,12 +14,15 @@ import { setLocalStatements, type SessionSettings } from './session-settings.ts'
  * The pool as the rest of the service uses it, for a transaction pooler: `sql.begin` pins the
  * settings first in every transaction (pipelined with the transaction's first statement: no extra
  * round trip), and a tagged-template statement outside one runs as `begin; set local ...; the
- * statement; commit`. Every other property is the pool's own: `end`, helpers, and `unsafe` and
- * `file`, which run as they are (schema and seed work goes to PostgreSQL directly). A fragment
- * (a template inside another) must come from a transaction handle, as the service's do.
+ * statement; commit`. `unsafe` and `file` are refused outside a transaction (schema and seed
+ * work goes to PostgreSQL itself: db:reset says so); every other property is the pool's own. A
+ * fragment (a template inside another) must come from a transaction handle, as the service's do.
  */
 export function pinnedPerTransaction(sql: postgres.Sql, settings: SessionSettings): postgres.Sql {
-  const pins = setLocalStatements(settings);
+  // idle_session_timeout applies between transactions, which belong to the pooler here: it keeps
+  // its server connections' idle time below the database's (server_idle_timeout; see README).
+  const { idle_session_timeout: _between, ...inTransaction } = settings;
+  const pins = setLocalStatements(inTransaction);
   const begin = (options: unknown, fn?: unknown) => {
     const [mode, body] = typeof options === 'function' ? ['', options] : [options as string, fn];
     return sql.begin(transactionModes(mode), (tx) => {
@@ -37,7 +40,12 @@ export function pinnedPerTransaction(sql: postgres.Sql, settings: SessionSetting
         (tx as unknown as (...a: unknown[]) => unknown)(...args));
     },
     get(target, property, receiver) {
-      return property === 'begin' ? begin : Reflect.get(target, property, receiver);
+      if (property === 'begin') return begin;
+      // They would run unpinned on whatever server connection: only inside a transaction here.
+      if (property === 'unsafe' || property === 'file') {
+        return () => { throw new Error(`sql.${property} outside a transaction cannot be pinned through a transaction pooler: use it on a transaction`); };
+      }
+      return Reflect.get(target, property, receiver);
     },
   });
 }

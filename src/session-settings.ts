@@ -56,6 +56,11 @@ export function startupParameters(settings: SessionSettings, pooler: boolean): S
   return pooler ? Object.fromEntries(POOLER_TRACKED.map((name) => [name, settings[name]!])) : settings;
 }
 
+/** PGOPTIONS for libpq clients (pgbench): `-c name=value` each, spaces escaped as libpq wants. */
+export function pgOptions(settings: SessionSettings): string {
+  return Object.entries(settings).map(([name, value]) => `-c ${name}=${value.replaceAll('\\', '\\\\').replaceAll(' ', '\\ ')}`).join(' ');
+}
+
 /**
  * One simple-protocol statement list that sets them for the current transaction only: under a
  * transaction pooler the next transaction may be another client's on the same server connection,
@@ -91,6 +96,8 @@ export function sessionProblem(wanted: SessionSettings, report: SessionReport, p
   if (report.inRecovery) return 'the database is a read-only standby (in recovery); point DATABASE_URL at the primary';
   const have = new Map(report.settings.map((s) => [s.name.toLowerCase(), s.setting]));
   for (const [name, value] of Object.entries(wanted)) {
+    // Between transactions, which a pooler's are not the service's to bound (src/pooler.ts).
+    if (pooler && name === 'idle_session_timeout') continue;
     const actual = have.get(name.toLowerCase());
     if (actual !== value) {
       const hint = pooler

@@ -19,7 +19,7 @@ after(async () => { await env?.close(); });
 /** The batched variant over env's database, gathering exactly `size` orders per batch. */
 function batchedOf(size: number) {
   const db = boundedPool(env.sql, { poolSize: 4, requestTimeoutMs: 10_000 });
-  return createVariants({ db, redis: env.redis, config: { ...env.config, orderBatch: { maxOrders: size, waitMs: 60_000 } } }).batched;
+  return createVariants({ db, redis: env.redis, config: { ...env.config, orderBatch: { maxOrders: size, waitMs: 60_000, inFlight: 1 } } }).batched;
 }
 
 const settle = <T>(p: Promise<T>) => p.then((value) => ({ value, error: undefined }), (error: unknown) => ({ value: undefined, error }));
@@ -116,6 +116,29 @@ describe('one batch, mixed orders', () => {
   });
 });
 
+describe('many clients, one process', () => {
+  test('300 orders at once on one hot product: one batch at a time in the database, all placed', async () => {
+    await env.reset();
+    let sampling = true;
+    let mostAtOnce = 0;
+    const sampler = (async () => {
+      while (sampling) {
+        const [row] = await env.sql<{ n: number }[]>`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and state = 'active' and query like '%place_orders(%' and pid <> pg_backend_pid()`;
+        mostAtOnce = Math.max(mostAtOnce, row!.n);
+      }
+    })();
+    const statuses = await Promise.all(Array.from({ length: 300 }, async (_, i) =>
+      (await env.order('batched', 1 + (i % 100), env.body([{ productId: 1, count: 1 }]))).status));
+    sampling = false;
+    await sampler;
+    assert.deepEqual(statuses.filter((s) => s !== 201), []);
+    assert.deepEqual(await productRow(env.sql, 1), { stock: 700, sales: 300 });
+    assert.ok(mostAtOnce <= 1, `${mostAtOnce} place_orders statements ran at once (ORDER_BATCH_IN_FLIGHT 1)`);
+  });
+});
+
 describe('two service processes batching at once', () => {
   test('orders over the same products in both orders: no deadlock reaches a client, stock conserved', async () => {
     await env.reset({ products: 3, stock: 60, users: 100 });
@@ -164,6 +187,51 @@ describe('order batcher', () => {
     const late = await settle(batcher.submit(4));
     assert.equal(codeOf(late.error), 'SERVICE_UNAVAILABLE');
     assert.deepEqual(batches, [[1, 2, 3]], 'nothing run after close');
+  });
+
+  test('smart batching: while a batch runs the next gathers, and leaves whole when it finishes', async () => {
+    const batches: number[][] = [];
+    const gates: (() => void)[] = [];
+    const batcher = new OrderBatcher<number, number>({
+      maxSize: 4, waitMs: 0, maxInFlight: 1,
+      run: async (batch) => {
+        batches.push(batch.map((e) => e.item));
+        await new Promise<void>((resolve) => gates.push(resolve));
+        for (const e of batch) e.resolve(e.item);
+      },
+    });
+    const first = batcher.submit(1);
+    await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(batches, [[1]], 'alone and idle: it leaves after the wait');
+    // Ten arrive while [1] runs: none starts a batch of its own.
+    const rest = Array.from({ length: 10 }, (_, i) => batcher.submit(i + 2));
+    await new Promise((r) => setTimeout(r, 5));
+    assert.deepEqual(batches, [[1]]);
+    assert.deepEqual(batcher.usage, { inFlight: 1, waiting: 10 });
+    // Each finished batch lets the next leave at once, at most maxSize, in arrival order.
+    for (let i = 0; i < 4; i++) {
+      gates.shift()!();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.deepEqual(batches, [[1], [2, 3, 4, 5], [6, 7, 8, 9], [10, 11]]);
+    assert.deepEqual(await Promise.all([first, ...rest]), Array.from({ length: 11 }, (_, i) => i + 1));
+    assert.deepEqual(batcher.usage, { inFlight: 0, waiting: 0 });
+  });
+
+  test('close with batches waiting for a slot runs them all before it resolves', async () => {
+    const batches: number[][] = [];
+    const batcher = new OrderBatcher<number, number>({
+      maxSize: 2, waitMs: 60_000, maxInFlight: 1,
+      run: async (batch) => {
+        batches.push(batch.map((e) => e.item));
+        await new Promise((r) => setTimeout(r, 10));
+        for (const e of batch) e.resolve(e.item);
+      },
+    });
+    const all = [1, 2, 3, 4, 5].map((n) => batcher.submit(n));
+    await batcher.close();
+    assert.deepEqual(batches, [[1, 2], [3, 4], [5]]);
+    assert.deepEqual(await Promise.all(all), [1, 2, 3, 4, 5]);
   });
 
   test('a batch whose run throws fails its unsettled entries with that error', async () => {

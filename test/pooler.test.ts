@@ -29,8 +29,7 @@ const opened: { sql: Sql; redis: ReturnType<typeof createRedis> }[] = [];
 
 before(async () => {
   if (!binary) return;
-  // Lock waits end after 300 ms here, whatever the database's default (0: no limit).
-  env = await createTestEnv({ db: { lockTimeoutMs: 300, statementTimeoutMs: 5_000, idleInTransactionTimeoutMs: 5_000 } });
+  env = await createTestEnv();
   await setDatabaseDefaults(env.config.databaseUrl, hostileDefaults());
   pooler = await startOwnPgBouncer(binary, env.config.databaseUrl, { poolSize: SERVER_CONNECTIONS });
   pooledConfig = { ...env.config, databaseUrl: pooler.urlFor(env.config.databaseUrl), pooler: 'transaction' };
@@ -104,14 +103,21 @@ describe('through a transaction-pooling PgBouncer', { skip }, () => {
     assert.deepEqual(await serverConnectionsInTransaction(), []);
 
     // Another client of the same pooler, which pins nothing, still gets the database's own
-    // defaults on the server connections the service used: no session SET leaked to it.
-    const plain = postgres(pooledConfig.databaseUrl, { max: 1, prepare: false, fetch_types: false, onnotice: () => {} });
+    // defaults on every server connection the service used: no session SET leaked to it. Its
+    // transactions are held open together, so that each gets a server connection of its own.
+    const plain = postgres(pooledConfig.databaseUrl, { max: SERVER_CONNECTIONS, prepare: false, fetch_types: false, onnotice: () => {} });
     try {
-      for (let i = 0; i < SERVER_CONNECTIONS * 2; i++) {
-        const [row] = await plain`
-          select current_setting('lock_timeout') as lock, current_setting('default_transaction_isolation') as isolation,
+      const rows = await Promise.all(Array.from({ length: SERVER_CONNECTIONS }, () => plain.begin(async (tx) => {
+        const [row] = await tx`
+          select pg_backend_pid() as pid, current_setting('lock_timeout') as lock,
+                 current_setting('default_transaction_isolation') as isolation,
                  current_setting('IntervalStyle') as interval, current_setting('search_path') as path`;
-        assert.deepEqual({ ...row }, { lock: '0', isolation: 'serializable', interval: 'sql_standard', path: 'nowhere' });
+        await tx`select pg_sleep(0.3)`;
+        return row!;
+      })));
+      assert.equal(new Set(rows.map((r) => r.pid)).size, SERVER_CONNECTIONS, 'every server connection of the pool seen');
+      for (const { pid: _, ...settings } of rows) {
+        assert.deepEqual(settings, { lock: '0', isolation: 'serializable', interval: 'sql_standard', path: 'nowhere' });
       }
     } finally {
       await plain.end();
@@ -141,7 +147,8 @@ describe('through a transaction-pooling PgBouncer', { skip }, () => {
   });
 
   test('a row held by another session: 503 TIMEOUT within the configured bound (the database default has none)', async () => {
-    const { app } = await instance();
+    // Lock waits end after 300 ms here, whatever the database's default (0: no limit).
+    const { app } = await instance({ ...pooledConfig, db: { ...pooledConfig.db, lockTimeoutMs: 300 } });
     const release = await holdRow(env.sql, 1);
     try {
       for (const variant of ['row-lock', 'one-round-trip', 'batched']) {

@@ -6,7 +6,8 @@ import { prepareForVerification } from '../prepare-order.ts';
 import type { PlaceOrderFn, VariantDeps } from './types.ts';
 
 // Group commit. Concurrent orders are gathered (up to ORDER_BATCH_MAX, or ORDER_BATCH_WAIT_MS
-// after the first) and placed by ONE statement, place_orders (sql/place-order.sql): one
+// after the first; while ORDER_BATCH_IN_FLIGHT batches run, the next one gathers until one of
+// them finishes, so batches grow with the load: src/orders/order-batcher.ts) and placed by ONE statement, place_orders (sql/place-order.sql): one
 // transaction at READ COMMITTED that locks the union of the batch's products in ascending id
 // order, then its coupons, then its points rows (one lock order across batches and processes:
 // no deadlock), and places each order in a subtransaction of its own. A hot row is locked and
@@ -14,8 +15,10 @@ import type { PlaceOrderFn, VariantDeps } from './types.ts';
 // fails on its own: a sold-out, used-coupon or wrong-total order never fails its neighbours and
 // leaves nothing written. Each order is priced by the service first, as in one-round-trip.
 export function batched({ db, config }: VariantDeps): PlaceOrderFn {
-  const { maxOrders, waitMs } = config.orderBatch ?? DEFAULT_ORDER_BATCH;
-  const batcher = new OrderBatcher<BatchedOrder, PlacedOrder>({ maxSize: maxOrders, waitMs, run: (batch) => placeBatch(db, batch) });
+  const { maxOrders, waitMs, inFlight } = config.orderBatch ?? DEFAULT_ORDER_BATCH;
+  const batcher = new OrderBatcher<BatchedOrder, PlacedOrder>({
+    maxSize: maxOrders, waitMs, maxInFlight: inFlight, run: (batch) => placeBatch(db, batch),
+  });
   return async (userId, request, { deadline = Date.now() + db.defaultWaitMs, idempotency } = {}) => {
     const prepared = await prepareForVerification(db, userId, request, deadline, idempotency);
     return batcher.submit({ ...prepared, deadline });
