@@ -116,26 +116,55 @@ describe('one batch, mixed orders', () => {
   });
 });
 
-describe('many clients, one process', () => {
-  test('300 orders at once on one hot product: one batch at a time in the database, all placed', async () => {
-    await env.reset();
+describe('many clients', () => {
+  /** Samples, until stopped, the most place_orders statements at once: running, and waiting for a row lock. */
+  function sampleBatches() {
     let sampling = true;
-    let mostAtOnce = 0;
-    const sampler = (async () => {
+    const most = { running: 0, waitingForRows: 0 };
+    const done = (async () => {
       while (sampling) {
-        const [row] = await env.sql<{ n: number }[]>`
-          select count(*)::int as n from pg_stat_activity
+        const [row] = await env.sql<{ running: number; waitingForRows: number }[]>`
+          select count(*)::int as running,
+                 count(*) filter (where wait_event in ('tuple', 'transactionid'))::int as waiting_for_rows
+          from pg_stat_activity
           where datname = current_database() and state = 'active' and query like '%place_orders(%' and pid <> pg_backend_pid()`;
-        mostAtOnce = Math.max(mostAtOnce, row!.n);
+        most.running = Math.max(most.running, row!.running);
+        most.waitingForRows = Math.max(most.waitingForRows, row!.waitingForRows);
       }
     })();
+    return async () => { sampling = false; await done; return most; };
+  }
+
+  test('300 orders at once on one hot product, one process: one batch at a time in the database, all placed', async () => {
+    await env.reset();
+    const stop = sampleBatches();
     const statuses = await Promise.all(Array.from({ length: 300 }, async (_, i) =>
       (await env.order('batched', 1 + (i % 100), env.body([{ productId: 1, count: 1 }]))).status));
-    sampling = false;
-    await sampler;
+    const most = await stop();
     assert.deepEqual(statuses.filter((s) => s !== 201), []);
     assert.deepEqual(await productRow(env.sql, 1), { stock: 700, sales: 300 });
-    assert.ok(mostAtOnce <= 1, `${mostAtOnce} place_orders statements ran at once (ORDER_BATCH_IN_FLIGHT 1)`);
+    assert.ok(most.running <= 1, `${most.running} place_orders statements ran at once (ORDER_BATCH_IN_FLIGHT 1)`);
+  });
+
+  test('two processes: their batches queue for the rows on the batches\' lock, never on the rows', async () => {
+    await env.reset();
+    const other = createSql(env.config);
+    const second = createApp({ sql: other, redis: env.redis, config: env.config });
+    try {
+      const stop = sampleBatches();
+      const statuses = await Promise.all(Array.from({ length: 300 }, async (_, i) => (await (i % 2 ? env.app : second).request('/orders/batched', {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${sessionIdOf(1 + (i % 100))}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(env.body([{ productId: 1 + (i % 3), count: 1 }, { productId: 4, count: 1 }])),
+      })).status));
+      const most = await stop();
+      assert.deepEqual(statuses.filter((s) => s !== 201), []);
+      await assertUnitsConserved(env.sql, 1_000, 300);
+      assert.ok(most.running >= 2, `the two processes' batches met (${most.running} at once)`);
+      assert.equal(most.waitingForRows, 0, 'a batch waited on row locks held by another');
+    } finally {
+      await other.end({ timeout: 1 });
+    }
   });
 });
 
