@@ -313,8 +313,8 @@ async function main(): Promise<number> {
       });
     }
 
-    const targets = [...evaluateTargets(summaries, { fullScale: !o.quick && !o.connections && !o.orders }),
-      ...(scaleOut ? scaleOutTargets(scaleOut, { fullScale: !o.quick && !o.connections && !o.orders }) : [])];
+    const fullScale = !o.quick && !o.connections && !o.orders;
+    const targets = [...evaluateTargets(summaries, { fullScale }), ...(scaleOut ? scaleOutTargets(scaleOut, { fullScale }) : [])];
     const tookSec = (Date.now() - started) / 1000;
     const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, pools: o.pool, open, lifecycle, settingsCost, scaleOut, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
     process.stdout.write(`\n${written.console}\n`);

@@ -1,12 +1,11 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants as fs } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createConnection } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stopChild } from './child.ts';
-import { onPath } from './services.ts';
+import { isExecutable, onPath } from './services.ts';
 import { freePort } from '../src/free-port.ts';
 
 // A PgBouncer of our own between the service and PostgreSQL, the tests' or the bench's: Debian's
@@ -27,15 +26,6 @@ export const PGBOUNCER_INSTALL = 'apt-get install pgbouncer';
 /** The pgbouncer binary: on PATH, or where Debian puts it (/usr/sbin is not on every user's PATH). */
 export function findPgBouncer(): string | null {
   return onPath('pgbouncer') ?? ['/usr/sbin/pgbouncer', '/usr/local/sbin/pgbouncer'].find(isExecutable) ?? null;
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, fs.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export interface PgBouncerOptions {

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { postgresProblem, redactUrl, redisAnswers } from '../src/connections.ts';
 import { withDatabase } from '../src/database.ts';
 import { startOwnPostgres, type OwnPostgres } from './own-postgres.ts';
@@ -123,6 +124,16 @@ async function findRedis(o: FindOptions, stops: Stops): Promise<{ url: string | 
   o.log(`no Redis at ${o.probeRedisUrl}: starting ${binary}`);
   const server = await ownRedis(binary, stops);
   return { url: server.url, origin: `redis-server on port ${server.port}` };
+}
+
+/** Whether `path` is a file this process may execute. */
+export function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The command's path when it is on PATH (as the shell finds it), else null. */

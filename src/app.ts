@@ -58,10 +58,7 @@ export function createApp(deps: AppDeps) {
   app.onError((err, c) => {
     // @hono/node-server's bindings: the Node request, whose stream holds the error a hang-up left.
     const incoming = (c.env as { incoming?: { errored?: unknown; complete?: boolean } } | undefined)?.incoming;
-    const appError = toAppError(err, {
-      requestStreamError: incoming?.errored ?? undefined,
-      requestAborted: !!incoming?.errored && !incoming.complete,
-    });
+    const appError = toAppError(err, { requestAbortedWith: incoming?.complete ? undefined : incoming?.errored ?? undefined });
     c.set('failure', { error: appError, cause: err });
     if (appError.retryAfter !== undefined) c.header('Retry-After', String(appError.retryAfter));
     return c.json(errorBody(appError), appError.status);

@@ -2,7 +2,7 @@ import postgres from 'postgres';
 import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { pinnedPerTransaction } from './pooler.ts';
-import { READ_SETTINGS_SQL, sessionProblem, sessionSettings, startupParameters } from './session-settings.ts';
+import { perTransaction, READ_SETTINGS_SQL, sessionProblem, sessionSettings, startupParameters } from './session-settings.ts';
 
 export type Sql = postgres.Sql;
 
@@ -40,14 +40,15 @@ export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'> & { d
  * service cannot pin is against it; else one sentence naming the setting.
  */
 export async function sessionSettingsProblem(sql: Sql, config: { db?: Config['db']; pooler?: Config['pooler'] }): Promise<string | null> {
-  const wanted = sessionSettings(config.db);
+  const pooler = config.pooler === 'transaction';
+  const wanted = pooler ? perTransaction(sessionSettings(config.db)) : sessionSettings(config.db);
   // In a transaction: through a pooler, that is where the settings are pinned. Read only, so that
   // a standby answers (and is named for what it is) rather than refusing a read-write BEGIN.
   const rows = await sql.begin('read only', (tx) => tx.unsafe<{ name: string; setting: string; inRecovery: boolean; replicationRole: string }[]>(
     READ_SETTINGS_SQL, [Object.keys(wanted).map((n) => n.toLowerCase())]));
   return sessionProblem(wanted, {
     settings: rows, inRecovery: rows[0]?.inRecovery ?? false, replicationRole: rows[0]?.replicationRole ?? 'origin',
-  }, config.pooler === 'transaction');
+  }, pooler);
 }
 
 export function createRedis(config: Pick<Config, 'redisUrl' | 'redisKeyPrefix'> & { redisCommandTimeoutMs?: number }): Redis {

@@ -149,10 +149,8 @@ export function redisReplyCode(err: Error): string {
 
 /** Where a request's failure could have come from besides the order code and its dependencies. */
 export interface RequestOrigin {
-  /** The error the request's own body stream failed with, if it did (the client hung up). */
-  requestStreamError?: unknown;
-  /** The request's body was cut off before its end (the stream failed, the body is incomplete). */
-  requestAborted?: boolean;
+  /** The error the request's body stream failed with when the body was cut off before its end (a hang-up). */
+  requestAbortedWith?: unknown;
 }
 
 /** Turns anything thrown while serving a request into a client-facing AppError. */
@@ -162,8 +160,8 @@ export function toAppError(err: unknown, origin: RequestOrigin = {}): AppError {
   // PostgreSQL socket reset.
   // A body cut off is the stream's error where the body limit read it, or a 400 from the JSON
   // validator, which reads it otherwise and reports any failure to read as malformed JSON.
-  const fromHangUp = err === origin.requestStreamError || (err instanceof HTTPException && err.status === 400);
-  if (err !== undefined && origin.requestAborted && fromHangUp) {
+  const aborted = origin.requestAbortedWith;
+  if (aborted !== undefined && (err === aborted || (err instanceof HTTPException && err.status === 400))) {
     return new AppError('CLIENT_CLOSED_REQUEST', 'the client closed the connection before its request was read');
   }
   // Hono's JSON body validator throws a 400 for a body JSON.parse refuses; it is the only source

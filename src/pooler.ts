@@ -1,5 +1,5 @@
 import type postgres from 'postgres';
-import { setLocalStatements, type SessionSettings } from './session-settings.ts';
+import { perTransaction, setLocalStatements, type SessionSettings } from './session-settings.ts';
 
 // Through a transaction-pooling pooler (PgBouncer's `pool_mode = transaction`, and the managed
 // poolers that behave the same way) each transaction may run on another server connection, shared
@@ -19,10 +19,7 @@ import { setLocalStatements, type SessionSettings } from './session-settings.ts'
  * fragment (a template inside another) must come from a transaction handle, as the service's do.
  */
 export function pinnedPerTransaction(sql: postgres.Sql, settings: SessionSettings): postgres.Sql {
-  // idle_session_timeout applies between transactions, which belong to the pooler here: it keeps
-  // its server connections' idle time below the database's (server_idle_timeout; see README).
-  const { idle_session_timeout: _between, ...inTransaction } = settings;
-  const pins = setLocalStatements(inTransaction);
+  const pins = setLocalStatements(perTransaction(settings));
   const begin = (options: unknown, fn?: unknown) => {
     const [mode, body] = typeof options === 'function' ? ['', options] : [options as string, fn];
     return sql.begin(transactionModes(mode), (tx) => {

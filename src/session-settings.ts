@@ -52,6 +52,15 @@ export function sessionSettings(timeouts: Timeouts = NO_LIMIT): SessionSettings 
  */
 export const POOLER_TRACKED = ['DateStyle', 'TimeZone', 'standard_conforming_strings'];
 
+/**
+ * What a transaction pooler's transactions pin (SET LOCAL): all but idle_session_timeout, which
+ * acts between transactions, and those are the pooler's (its server_idle_timeout).
+ */
+export function perTransaction(settings: SessionSettings): SessionSettings {
+  const { idle_session_timeout: _betweenTransactions, ...inTransaction } = settings;
+  return inTransaction;
+}
+
 export function startupParameters(settings: SessionSettings, pooler: boolean): SessionSettings {
   return pooler ? Object.fromEntries(POOLER_TRACKED.map((name) => [name, settings[name]!])) : settings;
 }
@@ -96,8 +105,6 @@ export function sessionProblem(wanted: SessionSettings, report: SessionReport, p
   if (report.inRecovery) return 'the database is a read-only standby (in recovery); point DATABASE_URL at the primary';
   const have = new Map(report.settings.map((s) => [s.name.toLowerCase(), s.setting]));
   for (const [name, value] of Object.entries(wanted)) {
-    // Between transactions, which a pooler's are not the service's to bound (src/pooler.ts).
-    if (pooler && name === 'idle_session_timeout') continue;
     const actual = have.get(name.toLowerCase());
     if (actual !== value) {
       const hint = pooler

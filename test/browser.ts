@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createBrotliDecompress } from 'node:zlib';
+import { isExecutable } from '../servers/services.ts';
 
 // The browser the tests drive with playwright-core: Debian's chromium where it is installed, else the
 // Chromium that the npm package @sparticuz/chromium ships inside itself (a devDependency), so that
@@ -66,15 +67,6 @@ export async function findBrowser(): Promise<TestBrowser> {
     throw new Error(`No usable browser for the browser tests: ${DEBIAN_CHROMIUM} is absent and ${NPM_CHROMIUM} ${version}'s Chromium at ${executablePath} does not run (${firstLine(err)}), so \`apt-get install libnss3 libnspr4\` (the shared libraries it needs) or \`apt-get install chromium\`.`);
   }
   return { executablePath, source: `${NPM_CHROMIUM} ${version} (${browserVersion}, unpacked to ${executablePath})`, args };
-}
-
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Decompresses the package's chromium.br to `target`, atomically (temporary file, then rename). */

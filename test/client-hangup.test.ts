@@ -71,7 +71,7 @@ test('a client hanging up mid-body is logged at debug as CLIENT_CLOSED_REQUEST, 
 test('ECONNRESET is a database outage only when PostgreSQL\'s driver raised it', async () => {
   // Node's HTTP server reports a request stream cut by its client like this:
   const httpAbort = Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
-  assert.equal(toAppError(httpAbort, { requestStreamError: httpAbort, requestAborted: true }).code, 'CLIENT_CLOSED_REQUEST');
+  assert.equal(toAppError(httpAbort, { requestAbortedWith: httpAbort }).code, 'CLIENT_CLOSED_REQUEST');
   // The same code from nowhere known is no outage of anything (and, unexplained, a bug).
   assert.equal(toAppError(httpAbort).code, 'INTERNAL');
   // A Redis socket's: ioredis reports it as a closed connection.

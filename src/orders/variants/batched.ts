@@ -7,10 +7,11 @@ import type { PlaceOrderFn, VariantDeps } from './types.ts';
 
 // Group commit. Concurrent orders are gathered (up to ORDER_BATCH_MAX, or ORDER_BATCH_WAIT_MS
 // after the first; while ORDER_BATCH_IN_FLIGHT batches run, the next one gathers until one of
-// them finishes, so batches grow with the load: src/orders/order-batcher.ts) and placed by ONE statement, place_orders (sql/place-order.sql): one
-// transaction at READ COMMITTED that locks the union of the batch's products in ascending id
-// order, then its coupons, then its points rows (one lock order across batches and processes:
-// no deadlock), and places each order in a subtransaction of its own. A hot row is locked and
+// them finishes, so batches grow with the load: src/orders/order-batcher.ts) and placed by ONE
+// statement, place_orders (sql/place-order.sql): one transaction at READ COMMITTED that locks
+// the union of the batch's products in ascending id order, then its coupons, then its points
+// rows (one lock order across batches and processes: no deadlock), and places each order in a
+// subtransaction of its own. A hot row is locked and
 // its WAL flushed once per batch instead of once per order, while each order still succeeds or
 // fails on its own: a sold-out, used-coupon or wrong-total order never fails its neighbours and
 // leaves nothing written. Each order is priced by the service first, as in one-round-trip.
