@@ -7,13 +7,14 @@ import { VARIANT_NAMES, type VariantName } from '../src/orders/variants/index.ts
 import { clearRedisNamespace } from '../src/redis-namespace.ts';
 import { runCeiling, sellsOut, type CeilingRun } from './ceiling.ts';
 import { runFaultBench } from './faults/bench.ts';
+import { runFloor, type FloorRun } from './floor.ts';
 import { FAULT_NAMES, FAULTS, type FaultName } from './faults/faults.ts';
 import { FAULT_DEFAULTS, faultBenchOptions } from './faults/options.ts';
 import { LIFECYCLE, runLifecycleCell, type LifecycleCell } from './lifecycle.ts';
 import { describeMachine } from './machine.ts';
 import { runOpenLoop, type OpenPoint, type OpenStep } from './open-run.ts';
 import { stopAllPgbench } from './pgbench.ts';
-import { DEFAULT_POOL, estimateCeilingSec, estimateCellSec, estimateHttpRunSec, estimateLifecycleSec, estimateOpenSec, eta, minutes, planRounds, startsGroup } from './plan.ts';
+import { DEFAULT_POOL, estimateCeilingSec, estimateCellSec, estimateFloorSec, estimateHttpRunSec, estimateLifecycleSec, estimateOpenSec, eta, minutes, planRounds, startsGroup } from './plan.ts';
 import { writeReport } from './report.ts';
 import { runCell, type Cell } from './run.ts';
 import { runScaleOut, SCALE_OUT_PATHS, SCALE_OUT_PROCESSES, type ScaleOut } from './scale-out.ts';
@@ -227,7 +228,7 @@ async function main(): Promise<number> {
     const openDuration = o.openDuration ?? (o.quick ? QUICK.openDuration : DEFAULT_OPEN_DURATION);
     const openEstimate = estimateOpenSec(steps, openDuration);
     const estimate = planned.reduce((t, c, k) => t + estimateCellSec(c.scale) +
-      (!ceilingMissing && startsGroup(planned, k) ? ceilingSec(c.scenario, c.scale) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
+      (startsGroup(planned, k) ? estimateFloorSec(c.scale) + (ceilingMissing ? 0 : ceilingSec(c.scenario, c.scale)) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
       lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + (settingsRuns + scaleOutRuns) * estimateHttpRunSec(settingsScale);
     log(`bench: ${o.variants.length} variants x ${o.scenarios.length} scenarios x ${repeat} round${repeat > 1 ? 's' : ''}` +
       (openScenarios.length ? `, open loop on ${openScenarios.join(', ')} at ${o.rate ? `${o.rate.join(', ')} req/s` : `${o.load.join('/')}% of capacity`}` : '') +
@@ -238,6 +239,7 @@ async function main(): Promise<number> {
     const clock = eta(estimate);
     const cells: Cell[] = [];
     const ceilings: CeilingRun[] = [];
+    const floors: FloorRun[] = [];
     const poolLabel = (n: number) => (o.pool.length > 1 ? ` pool ${n}` : '');
     for (const [k, p] of planned.entries()) {
       // Once per scenario, pool and round, before its variants: the database alone on the same orders.
@@ -249,6 +251,18 @@ async function main(): Promise<number> {
         }));
         clock.done(ceilingSec(p.scenario, p.scale));
       }
+      // Likewise the HTTP floor: the same users and bodies answered by a bare app of the framework.
+      if (startsGroup(planned, k)) {
+        const label = `[round ${p.round}${poolLabel(p.pool)}] ${p.scenario} HTTP floor`;
+        log(`${label}: ${clock.line()}`);
+        const floor = await runFloor(SCENARIOS[p.scenario], p.scale, {
+          databaseUrl, redisUrl, redisKeyPrefix, poolSize: p.pool, round: p.round, label,
+          warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, p.scale.ordersPerConnection),
+        });
+        if (floor.error) log(`${label}: n/a: ${floor.error.split('\n')[0]}`);
+        floors.push(floor);
+        clock.done(estimateFloorSec(p.scale));
+      }
       const label = `[${k + 1}/${planned.length} round ${p.round}${poolLabel(p.pool)}] ${p.scenario} ${p.variant}`;
       log(`${label}: ${clock.line()}`);
       cells.push(await runCell(SCENARIOS[p.scenario], p.variant, p.scale, {
@@ -257,7 +271,7 @@ async function main(): Promise<number> {
       }));
       clock.done(estimateCellSec(p.scale));
     }
-    const summaries = summarize(cells, ceilings);
+    const summaries = summarize(cells, ceilings, floors);
 
     const open: OpenPoint[] = [];
     for (const scenarioName of openScenarios) {
@@ -316,7 +330,7 @@ async function main(): Promise<number> {
     const fullScale = !o.quick && !o.connections && !o.orders;
     const targets = [...evaluateTargets(summaries, { fullScale }), ...(scaleOut ? scaleOutTargets(scaleOut, { fullScale }) : [])];
     const tookSec = (Date.now() - started) / 1000;
-    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, pools: o.pool, open, lifecycle, settingsCost, scaleOut, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
+    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, floors, pools: o.pool, open, lifecycle, settingsCost, scaleOut, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
     process.stdout.write(`\n${written.console}\n`);
     log(`written: ${written.files.join(', ')} (${minutes(tookSec)}, estimated ${minutes(estimate)})`);
     const damaged = [

@@ -57,6 +57,11 @@ export function estimateCeilingSec(scale: Scale, durationSec: number, sellsOut: 
   return 3 + (sellsOut ? (scale.connections * scale.ordersPerConnection) / 2000 : durationSec);
 }
 
+/** An HTTP floor run: the bare app started, a warm-up and the measured requests at ~3,000/s. */
+export function estimateFloorSec(scale: Scale): number {
+  return 3 + (scale.connections * scale.ordersPerConnection) / 3000;
+}
+
 export function estimateOpenSec(steps: number, durationSec: number): number {
   return OPEN_SETUP_SEC + steps * (durationSec + OPEN_STEP_OVERHEAD_SEC);
 }

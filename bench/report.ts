@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import type { CeilingRun } from './ceiling.ts';
+import type { FloorRun } from './floor.ts';
 import { renderChart, renderOpenLoopChart } from './chart.ts';
 import { LIFECYCLE, type LifecycleCell } from './lifecycle.ts';
 import type { Machine } from './machine.ts';
@@ -24,6 +25,8 @@ export interface Report {
   ceilings: CeilingRun[];
   /** Why no ceiling was measured (no pgbench on PATH, --no-ceiling); null when it was. */
   ceilingMissing: string | null;
+  /** The HTTP floor per round, pool and scenario. */
+  floors: FloorRun[];
   /** The pool sizes the closed loop ran at. */
   pools: number[];
   open: OpenPoint[];
@@ -42,7 +45,7 @@ export interface Report {
 }
 
 const HEADER = ['variant', 'orders/s', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'failed %', 'failures by code (all runs)',
-  'audit', 'direct req/s', 'HTTP/direct', 'service CPU ms/order', 'of ceiling', 'reference TPS / p75 / failed'];
+  'audit', 'direct req/s', 'HTTP/direct', 'service CPU ms/order', 'x floor', 'of ceiling', 'reference TPS / p75 / failed'];
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en');
 const ms = (n: number) => (n >= 100 ? fmt(n) : String(Math.round(n * 10) / 10));
@@ -75,6 +78,7 @@ function rows(cells: CellSummary[]): string[][] {
       ranged(c.direct.requestsPerSec, fmt, n),
       ranged(c.httpToDirect, (x) => `${(x * 100).toFixed(0)}%`, n),
       c.serviceCpuMsPerOrder ? ranged(c.serviceCpuMsPerOrder, cpuMs, n) : 'n/a',
+      c.floorMultiple ? ranged(c.floorMultiple, (x) => `${x.toFixed(1)}x`, n) : 'n/a',
       c.ceilingShare ? ranged(c.ceilingShare, (x) => `${(x * 100).toFixed(0)}%`, n) : 'n/a',
       ref ? `${ref.tps} / ${ref.p75} / ${ref.failed}` : '-',
     ];
@@ -108,6 +112,20 @@ function scenarioTitle(name: CellSummary['scenario'], cells: CellSummary[], r: P
   const runs = Math.max(...cells.map((c) => c.runs.length));
   return `${r.pools.length > 1 ? `pool ${cells[0]!.pool}, ` : ''}${name}: closed loop, ${connections} users x ${ordersPerConnection} orders${stock}, ` +
     `${runs} run${runs > 1 ? 's' : ''} per variant${runs > 1 ? ': median (min-max)' : ''}`;
+}
+
+/** The HTTP floor's line under a scenario's title: what the framework alone costs per request in this run. */
+export function floorLine(pool: number, scenario: CellSummary['scenario'], r: Pick<Report, 'floors'>): string {
+  const runs = r.floors.filter((f) => f.pool === pool && f.scenario === scenario);
+  const ok = runs.filter((f) => f.requestsPerSec !== null);
+  if (!ok.length) return `HTTP floor: n/a (${runs[0]?.error?.split('\n')[0] ?? 'not measured'}).`;
+  const cpu = ok.filter((f) => f.cpuMsPerRequest !== null);
+  const n = ok.length;
+  return `HTTP floor: ${ranged(spread(ok.map((f) => f.requestsPerSec!)), fmt, n)} requests/s, ` +
+    `${cpu.length ? `${ranged(spread(cpu.map((f) => f.cpuMsPerRequest!)), cpuMs, cpu.length)} ms CPU per request` : 'CPU n/a (no /proc)'} ` +
+    '(a bare hono app answering the same bodies with 201, same load generator). "x floor": the service\'s CPU per ' +
+    `${scenario === 'flash-sale' ? 'request' : 'order'} over its round's floor CPU per request.` +
+    (ok.length < runs.length ? ` ${runs.length - ok.length} floor run(s) failed.` : '');
 }
 
 /** The line under a scenario's title: its database ceiling, what ran, and its figure over the rounds. */
@@ -163,7 +181,7 @@ function consoleReport(r: Report): string {
   };
   const parts = [
     ...byPoolAndScenario(r).map(({ pool, name, cells }) =>
-      `${scenarioTitle(name, cells, r)}\n${ceilingLine(pool, name, r)}\n${table(HEADER, rows(cells))}`),
+      `${scenarioTitle(name, cells, r)}\n${ceilingLine(pool, name, r)}\n${floorLine(pool, name, r)}\n${table(HEADER, rows(cells))}`),
     ...byScenario(r.open).map(([name, points]) => `${openTitle(name, points)}\n${table(OPEN_HEADER, openRows(points))}`),
     ...(r.lifecycle.length ? [`${lifecycleTitle(r.lifecycle)}\n${table(LIFECYCLE_HEADER, lifecycleRows(r.lifecycle))}`] : []),
     ...(r.settingsCost ? [`${settingsTitle(r.settingsCost, r.repeat)}\n${table(SETTINGS_HEADER, settingsRows(r.settingsCost, r.repeat))}`] : []),
@@ -189,7 +207,7 @@ function markdownReport(r: Report): string {
       'orders through the one-round-trip function with as many clients as the pool has connections (at most the users).',
   ];
   for (const { pool, name, cells } of byPoolAndScenario(r)) {
-    lines.push('', `## ${scenarioTitle(name, cells, r)}`, '', ceilingLine(pool, name, r), '', ...markdownTable(HEADER, rows(cells)));
+    lines.push('', `## ${scenarioTitle(name, cells, r)}`, '', ceilingLine(pool, name, r), '', floorLine(pool, name, r), '', ...markdownTable(HEADER, rows(cells)));
   }
   for (const [name, points] of byScenario(r.open)) {
     lines.push('', `## ${openTitle(name, points)}`, '', ...markdownTable(OPEN_HEADER, openRows(points)));
@@ -275,6 +293,7 @@ export async function writeReport(r: Report): Promise<{ console: string; files: 
     pools: r.pools,
     ceilings: r.ceilings,
     ceilingMissing: r.ceilingMissing,
+    floors: r.floors,
     cells: r.cells.map((c) => ({ ...c, reference: SCENARIOS[c.scenario].reference[c.variant] ?? null })),
     openLoop: r.open,
     lifecycle: r.lifecycle,

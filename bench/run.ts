@@ -59,10 +59,10 @@ export interface CellContext {
   label: string;
 }
 
-const WARMUP_SALT = 1_000_003;
+export const WARMUP_SALT = 1_000_003;
 
 /** How one cell's loops are made: its users' order streams and sessions, with a progress bar. */
-function loopsFor(scenario: Scenario, seed: SeedOptions, scale: Scale) {
+export function loopsFor(scenario: Scenario, seed: SeedOptions, scale: Scale) {
   return (ordersPerConnection: number, salt: number, label: string): Loop => {
     const bar = progress(label, scale.connections * ordersPerConnection);
     return {

@@ -59,8 +59,9 @@ export const SCENARIOS: Record<ScenarioName, Scenario> = {
   },
   'flash-sale': {
     name: 'flash-sale',
-    description: '100 users x 20 attempts at one product with 100 units',
-    connections: 100, ordersPerConnection: 20, products: 1,
+    // Enough attempts that the sold-out storm runs ~10 s over HTTP: a steady state, not a start-up.
+    description: '100 users x 300 attempts at one product with 100 units',
+    connections: 100, ordersPerConnection: 300, products: 1,
     stock: (attempts) => Math.min(FLASH_SALE_UNITS, Math.max(1, Math.floor(attempts / 4))), linesPerOrder: [1, 1], unitsPerLine: [1, 1],
     couponShare: 0, pointsShare: 0,
     reference: {},

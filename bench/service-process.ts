@@ -33,6 +33,8 @@ export interface ServiceSettings {
   poolSize: number;
   /** A fixed port, so that a restarted service answers where the clients already send; a free one when unset. */
   port?: number;
+  /** The program to run instead of the service (the bench's HTTP floor), relative to the project. */
+  entry?: string;
   /** More environment for the service (timings, worker count). */
   env?: Record<string, string>;
   /** Every line the service prints (stdout and stderr), as it prints it. */
@@ -43,7 +45,7 @@ export interface ServiceSettings {
 
 export async function startService(s: ServiceSettings): Promise<ServiceProcess> {
   const port = s.port || await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', s.entry ?? 'src/main.ts'], {
     cwd: ROOT,
     env: {
       ...process.env,

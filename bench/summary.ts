@@ -1,5 +1,6 @@
 import type { VariantName } from '../src/orders/variants/index.ts';
 import type { CeilingRun } from './ceiling.ts';
+import type { FloorRun } from './floor.ts';
 import type { Cell } from './run.ts';
 import type { Scale, ScenarioName } from './scenarios.ts';
 
@@ -25,6 +26,14 @@ export interface CellSummary {
   ceilingOrdersPerSec: Spread | null;
   /** Each run's HTTP orders/s over its round's ceiling. */
   ceilingShare: Spread | null;
+  /**
+   * The service's CPU per successful order (per request in the flash sale, where nearly every
+   * request is a refusal) over the HTTP floor's CPU per request in the same round; null without
+   * a floor or /proc.
+   */
+  floorMultiple: Spread | null;
+  /** Each run's HTTP requests/s over its round's floor requests/s. */
+  floorShare: Spread | null;
 }
 
 export interface ModeSummary {
@@ -87,8 +96,18 @@ export function ceilingOf(run: Pick<Cell, 'round' | 'pool' | 'scenario'>, ceilin
   return ceilings.find((c) => c.round === run.round && c.pool === run.pool && c.scenario === run.scenario)?.ordersPerSec ?? null;
 }
 
+/** The HTTP floor measured in a run's round, for its pool and scenario. */
+export function floorOf(run: Pick<Cell, 'round' | 'pool' | 'scenario'>, floors: FloorRun[]): FloorRun | null {
+  return floors.find((f) => f.round === run.round && f.pool === run.pool && f.scenario === run.scenario && f.requestsPerSec) ?? null;
+}
+
+/** What a run's service CPU is compared with the floor's: per request in the flash sale, per order elsewhere. */
+export function cpuPerUnitMs(run: Cell): number | null {
+  return (run.scenario === 'flash-sale' ? run.serviceCpu?.perRequestMs : run.serviceCpu?.perOrderMs) ?? null;
+}
+
 /** One summary per pool x variant x scenario, in the order the cells' triples first appear. */
-export function summarize(cells: Cell[], ceilings: CeilingRun[] = []): CellSummary[] {
+export function summarize(cells: Cell[], ceilings: CeilingRun[] = [], floors: FloorRun[] = []): CellSummary[] {
   const groups = new Map<string, Cell[]>();
   for (const c of cells) {
     const key = `${c.pool}\u0000${c.scenario}\u0000${c.variant}`;
@@ -102,6 +121,15 @@ export function summarize(cells: Cell[], ceilings: CeilingRun[] = []): CellSumma
       serviceCpuMsPerOrder: spreadOrNull(runs.map((r) => r.serviceCpu?.perOrderMs)),
       ceilingOrdersPerSec: spreadOrNull(ceiling),
       ceilingShare: spreadOrNull(runs.map((r, k) => (ceiling[k] ? r.http.ordersPerSec / ceiling[k] : null))),
+      floorMultiple: spreadOrNull(runs.map((r) => {
+        const floorCpu = floorOf(r, floors)?.cpuMsPerRequest;
+        const own = cpuPerUnitMs(r);
+        return floorCpu && own !== null ? own / floorCpu : null;
+      })),
+      floorShare: spreadOrNull(runs.map((r) => {
+        const floor = floorOf(r, floors)?.requestsPerSec;
+        return floor ? r.http.requestsPerSec / floor : null;
+      })),
     };
   });
 }

@@ -61,6 +61,10 @@ export function createRedis(config: Pick<Config, 'redisUrl' | 'redisKeyPrefix'> 
     // Fail fast while Redis is down (the request gets a 503) instead of queueing commands.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
+    // Commands issued in the same event-loop turn (sessions, stock takes of concurrent requests)
+    // leave in one socket write instead of one write each: the writes were a sixth of the
+    // service's CPU per request under sold-out load.
+    enableAutoPipelining: true,
   });
   redis.on('error', () => {}); // reconnects on its own; commands fail with a mapped error meanwhile
   return redis;

@@ -118,6 +118,20 @@ test('bench --quick at a tiny scale: every variant x scenario, audits clean, JSO
     assert.deepEqual(result.ceilings, []);
     assert.match(stdout, /Database ceiling: n\/a \(no pgbench on PATH\)/);
   }
+  // The HTTP floor: a bare app answering the same 12 bodies, once per scenario; the service's CPU
+  // per order (per request in the flash sale) as a multiple of its CPU per request.
+  assert.deepEqual(result.floors.map((f: any) => [f.scenario, f.round, f.pool, f.requests, f.error]),
+    SCENARIO_NAMES.map((s) => [s, 1, 16, 12, undefined]));
+  for (const f of result.floors) assert.ok(f.requestsPerSec > 0, JSON.stringify(f));
+  assert.match(stdout, /HTTP floor: [\d,]+ requests\/s/);
+  for (const c of result.cells) {
+    const floor = result.floors.find((f: any) => f.scenario === c.scenario);
+    const own = c.scenario === 'flash-sale' ? c.runs[0].serviceCpu?.perRequestMs : c.runs[0].serviceCpu?.perOrderMs;
+    // Ticks of 10 ms: a floor that used none has no multiple.
+    if (HAS_PROC && floor.cpuMsPerRequest > 0 && own !== null && own !== undefined) assert.equal(c.floorMultiple.median, own / floor.cpuMsPerRequest);
+    else assert.equal(c.floorMultiple, null, `${c.scenario}/${c.variant}`);
+    assert.equal(c.floorShare.median, c.runs[0].http.requestsPerSec / floor.requestsPerSec);
+  }
   // Never more than the units on sale; all of them except where buyers can give up on 40001
   // (plain serializable: with few attempts per buyer some units may stay unsold).
   const flash = result.cells.filter((c: any) => c.scenario === 'flash-sale' && c.variant !== 'no-tx');

@@ -1,5 +1,4 @@
 import type { Context } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppDeps, AppEnv } from '../app-types.ts';
 import { AppError, CommitOutcomeUnknown, errorBody, toAppError } from '../errors.ts';
@@ -14,6 +13,7 @@ import { findOrder } from '../orders/queries.ts';
 import { VARIANT_NAMES, type PlaceOrderFn, type VariantName } from '../orders/variants/index.ts';
 import { withConnection, type Database } from '../transaction.ts';
 import { requireSession } from './auth.ts';
+import { bodyLimit } from './body-limit.ts';
 import { readBodyAsJson } from './json-body.ts';
 import { openApiApp, refuseInvalid, validationFailed } from './openapi-app.ts';
 import { cancelOrderRoute, getOrderRoute, payOrderRoute, placeOrderRoute, type PlacedAnswer } from './orders-api.ts';
