@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +17,10 @@ export interface OwnPgBouncer {
   /** `postgresUrl` with the pooler's host and port: the same user, password and database. */
   urlFor(postgresUrl: string): string;
   port: number;
+  /** Stops it (SIGTERM: PgBouncer's immediate shutdown, every client and server connection cut), keeping its port and files. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port after stop(); rejects with its last log lines when it does not start. */
+  start(): Promise<void>;
   remove(): Promise<void>;
 }
 
@@ -76,17 +80,24 @@ export async function startOwnPgBouncer(binary: string, postgresUrl: string, o: 
     socket.once('connect', () => { socket.destroy(); resolve(true); });
     socket.once('error', () => resolve(false));
   });
-  let output = '';
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  child.stdout!.on('data', (d) => { output = (output + d).slice(-4000); });
-  child.stderr!.on('data', (d) => { output = (output + d).slice(-4000); });
-  for (let i = 0; i < 100 && child.exitCode === null && !(await accepts()); i++) await sleep(50);
-  if (child.exitCode !== null || !(await accepts())) {
-    await stopChild(child);
-    const log = await readFile(logFile, 'utf8').catch(() => '');
+  let child: ChildProcess | null = null;
+  const launch = async () => {
+    let output = '';
+    const started = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    started.stdout!.on('data', (d) => { output = (output + d).slice(-4000); });
+    started.stderr!.on('data', (d) => { output = (output + d).slice(-4000); });
+    for (let i = 0; i < 100 && started.exitCode === null && !(await accepts()); i++) await sleep(50);
+    if (started.exitCode !== null || !(await accepts())) {
+      await stopChild(started);
+      const log = await readFile(logFile, 'utf8').catch(() => '');
+      throw new Error(`${binary} did not start on port ${port}:\n${(output + log).trim().split('\n').slice(-5).join('\n')}`);
+    }
+    child = started;
+  };
+  await launch().catch(async (err) => {
     await rm(dir, { recursive: true, force: true });
-    throw new Error(`${binary} did not start on port ${port}:\n${(output + log).trim().split('\n').slice(-5).join('\n')}`);
-  }
+    throw err;
+  });
   return {
     port,
     urlFor(postgresUrl: string) {
@@ -95,8 +106,16 @@ export async function startOwnPgBouncer(binary: string, postgresUrl: string, o: 
       u.port = String(port);
       return u.toString();
     },
+    async stop() {
+      if (child) await stopChild(child, 5_000);
+      child = null;
+    },
+    async start() {
+      if (!child) await launch();
+    },
     remove: async () => {
-      await stopChild(child, 5_000);
+      if (child) await stopChild(child, 5_000);
+      child = null;
       await rm(dir, { recursive: true, force: true });
     },
   };

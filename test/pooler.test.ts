@@ -124,6 +124,21 @@ describe('through a transaction-pooling PgBouncer', { skip }, () => {
     }
   });
 
+  test('a statement outside a transaction runs as its own pinned transaction; failing, it leaves none open', async () => {
+    const { sql } = await instance({ ...pooledConfig, db: { ...pooledConfig.db, lockTimeoutMs: 300 } });
+    // Twice each: the second time postgres.js sends the unnamed statement with the parameter types
+    // it was told the first time (one flight); the values must still arrive as they were sent.
+    for (let i = 0; i < 2; i++) {
+      const [row] = await sql<{ lock: string; isolation: string; path: string; ids: number[]; total: string; note: string | null }[]>`
+        select current_setting('lock_timeout') as lock, current_setting('transaction_isolation') as isolation,
+               current_setting('search_path') as path, ${[3, 1, 2]}::int[] as ids, ${'12.30'}::numeric + 1 as total,
+               ${null}::text as note`;
+      assert.deepEqual({ ...row }, { lock: '300ms', isolation: 'read committed', path: 'public', ids: [3, 1, 2], total: '13.30', note: null });
+      await assert.rejects(sql`select 1 / ${0}::int`, /division by zero/);
+    }
+    assert.deepEqual(await serverConnectionsInTransaction(), []);
+  });
+
   test('a statement failing mid-transaction leaves no server connection in a transaction', async () => {
     const { sql } = await instance();
     await assert.rejects(sql.begin(async (tx) => {

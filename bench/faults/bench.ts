@@ -5,7 +5,8 @@ import { DEFAULT_SEED } from '../../src/seed.ts';
 import { describeMachine } from '../machine.ts';
 import type { OwnServices } from '../../servers/services.ts';
 import { runFaultCell, type FaultCell, type Timings } from './cell.ts';
-import type { FaultName } from './faults.ts';
+import { FAULTS, type FaultName } from './faults.ts';
+import { findPgBouncer, PGBOUNCER_INSTALL } from '../../servers/own-pgbouncer.ts';
 import { writeFaultReport } from './report.ts';
 
 // `bench --faults`: every chosen fault under every chosen variant, one after another on the
@@ -33,12 +34,17 @@ export async function runFaultBench(o: FaultBenchOptions, env: { services: OwnSe
   // The salt the service uses: it reads the same environment.
   const numbers = createOrderNumbers(loadConfig().hashidsSalt);
 
+  // Faults run through a pooler need one: without it they are left out, and said so.
+  const pgbouncer = findPgBouncer();
+  const faults = o.faults.filter((f) => pgbouncer || !FAULTS[f].throughPooler);
+  const skipped = o.faults.filter((f) => !faults.includes(f));
+  if (skipped.length) env.log(`fault bench: ${skipped.join(', ')} did not run: no pgbouncer on PATH (${PGBOUNCER_INSTALL})`);
   const cells: FaultCell[] = [];
-  const total = o.faults.length * o.variants.length;
-  for (const fault of o.faults) {
+  const total = faults.length * o.variants.length;
+  for (const fault of faults) {
     for (const variant of o.variants) {
       cells.push(await runFaultCell(fault, variant, {
-        services: env.services, databaseUrl: env.databaseUrl, redisKeyPrefix: env.redisKeyPrefix,
+        services: env.services, pgbouncer, databaseUrl: env.databaseUrl, redisKeyPrefix: env.redisKeyPrefix,
         poolSize: o.pool, workers: o.workers, clients: o.clients, seed, timings: o.timings, numbers,
         label: `[${cells.length + 1}/${total}] ${fault} ${variant}`, salt: cells.length,
       }));

@@ -13,6 +13,7 @@ import { withSql } from '../run.ts';
 import { SCENARIOS } from '../scenarios.ts';
 import { startService, type ServiceSettings } from '../service-process.ts';
 import { freePort, type OwnServices } from '../../servers/services.ts';
+import { PGBOUNCER_INSTALL, startOwnPgBouncer, type OwnPgBouncer } from '../../servers/own-pgbouncer.ts';
 import { startClients } from './clients.ts';
 import { FAULTS, type FaultName } from './faults.ts';
 import { waitForMirrors, type MirrorCheck } from './mirrors.ts';
@@ -44,6 +45,8 @@ export interface Timings {
 
 export interface CellSettings {
   services: OwnServices;
+  /** The pgbouncer binary, for the faults that run through a pooler. */
+  pgbouncer: string | null;
   databaseUrl: string;
   redisKeyPrefix: string;
   poolSize: number;
@@ -97,13 +100,20 @@ export async function runFaultCell(faultName: FaultName, variant: VariantName, s
   await clearRedisNamespace(redisUrl, s.redisKeyPrefix);
   const redis = createRedis({ redisUrl, redisKeyPrefix: s.redisKeyPrefix });
   await redis.connect();
+  let pooler: OwnPgBouncer | null = null;
   try {
+    if (fault.throughPooler) {
+      if (!s.pgbouncer) throw new Error(`no pgbouncer on PATH (${PGBOUNCER_INSTALL})`);
+      // Its server connections: one process's pool, shared by every worker, as the bench's scale-out runs it.
+      pooler = await startOwnPgBouncer(s.pgbouncer, s.databaseUrl, { poolSize: s.poolSize });
+    }
     return await withSql(s.databaseUrl, 3, async (admin) => {
       await seed(admin, redis, s.seed);
       const settings: ServiceSettings = {
-        databaseUrl: s.databaseUrl, redisUrl, redisKeyPrefix: s.redisKeyPrefix, poolSize: s.poolSize,
+        databaseUrl: pooler ? pooler.urlFor(s.databaseUrl) : s.databaseUrl, redisUrl, redisKeyPrefix: s.redisKeyPrefix, poolSize: s.poolSize,
         port: await freePort(),
         env: {
+          ...(pooler ? { DATABASE_POOLER: 'transaction' } : {}),
           WEB_CONCURRENCY: String(s.workers),
           // Fast enough to see reconciliations within the bench's wait. The TTL is shorter than the
           // service's own rule (past REQUEST_TIMEOUT_MS plus a transaction) on purpose: units of a
@@ -131,6 +141,7 @@ export async function runFaultCell(faultName: FaultName, variant: VariantName, s
         const span = await fault.inject({
           postgres: s.services.postgres,
           redis: s.services.redis,
+          pooler,
           admin,
           async restartService() {
             await service.kill();
@@ -191,5 +202,6 @@ export async function runFaultCell(faultName: FaultName, variant: VariantName, s
     };
   } finally {
     redis.disconnect();
+    await pooler?.remove();
   }
 }

@@ -8,7 +8,7 @@ import type { FaultSpan } from './outcomes.ts';
 // ordering, and says when it began and when its cause was gone, so that the clients' records can
 // be read against that span. Whatever it stops it starts again, even when something throws.
 
-export const FAULT_NAMES = ['redis-restart', 'redis-restart-empty', 'postgres-restart', 'service-kill', 'row-lock-10s'] as const;
+export const FAULT_NAMES = ['redis-restart', 'redis-restart-empty', 'postgres-restart', 'pooler-restart', 'service-kill', 'row-lock-10s'] as const;
 export type FaultName = typeof FAULT_NAMES[number];
 
 /** The product the lock fault holds; the load buys products 1..10, so some orders need it and most do not. */
@@ -17,6 +17,8 @@ export const LOCKED_PRODUCT = 1;
 export interface FaultContext {
   postgres: OwnPostgres;
   redis: OwnRedis;
+  /** The PgBouncer between the service and PostgreSQL, for the faults that run through one; null otherwise. */
+  pooler: { stop(): Promise<void>; start(): Promise<void> } | null;
   /** A connection of the bench's own (no service timeouts), for the lock. */
   admin: Sql;
   /** SIGKILL the service with its workers and start it again on the same port; resolves once it listens. */
@@ -39,6 +41,8 @@ export interface Fault {
    * Under any other fault the service must answer every request, and every order must get its 201.
    */
   cutsRequests: boolean;
+  /** The service reaches PostgreSQL through a transaction-pooling PgBouncer of the bench's own (DATABASE_POOLER=transaction). */
+  throughPooler?: boolean;
   inject(c: FaultContext): Promise<FaultSpan>;
 }
 
@@ -93,6 +97,27 @@ export const FAULTS: Record<FaultName, Fault> = {
         await c.postgres.start();
       }
       c.note('PostgreSQL started again');
+      return { start, end: Date.now() };
+    },
+  },
+  'pooler-restart': {
+    name: 'pooler-restart',
+    describe: (c) => `the service runs through a PgBouncer (transaction pooling); PgBouncer stopped (every connection cut), ` +
+      `down ${seconds(c.outageMs)}, started again on the same port`,
+    affects: every,
+    cutsRequests: false,
+    throughPooler: true,
+    async inject(c) {
+      if (!c.pooler) throw new Error('pooler-restart needs the service behind a pooler');
+      const start = Date.now();
+      try {
+        await c.pooler.stop();
+        c.note('PgBouncer stopped');
+        await sleep(c.outageMs);
+      } finally {
+        await c.pooler.start();
+      }
+      c.note('PgBouncer started again');
       return { start, end: Date.now() };
     },
   },

@@ -86,7 +86,7 @@ const STATUS_TIME = { cancelled: 'cancelled_at', expired: 'expired_at' } as cons
 /** Moves pending orders (of `userId` when given) to `status`; returns those that moved. */
 async function endOrders(tx: Db, status: 'cancelled' | 'expired', ids: number[], userId?: number): Promise<EndedOrder[]> {
   const rows = await tx<{ id: string; viaRedis: boolean }[]>`
-    update orders set status = ${status}::order_status, ${tx(STATUS_TIME[status])} = now()
+    update orders set status = ${status}::text::order_status, ${tx(STATUS_TIME[status])} = now()
     where id = any(${ids}::bigint[]) and status = 'pending_payment'
       ${userId === undefined ? tx`` : tx`and user_id = ${userId}`}
     returning id, reservation_id is not null as via_redis`;

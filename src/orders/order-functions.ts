@@ -17,12 +17,16 @@ export interface FunctionResult {
   refusal: Refusal | null;
 }
 
+// Parameters of the schema's own types (enums) are sent as text and cast in SQL: a parameter of a
+// built-in type lets the driver send an unprepared statement (through a transaction pooler) in one
+// flight once it knows its types (patches/), where an enum's OID could change with the schema.
+
 /** One order, one statement: locks, verifies and writes, all or nothing (autocommit). */
 export async function placeOrderCall(db: Db, o: VerifiedOrderInput): Promise<FunctionResult> {
   const [row] = await db<FunctionResult[]>`
     select order_id, created_at, refusal from place_order(
       ${o.userId}::int, ${o.productIds}::int[], ${o.snapshotIds}::int[], ${o.counts}::int[], ${o.prices}::numeric[],
-      ${o.couponId}::int, ${o.coupon?.kind ?? null}::coupon_kind, ${o.coupon?.rate ?? null}::numeric,
+      ${o.couponId}::int, ${o.coupon?.kind ?? null}::text::coupon_kind, ${o.coupon?.rate ?? null}::numeric,
       ${o.coupon?.threshold ?? null}::numeric, ${o.coupon?.amount ?? null}::numeric,
       ${o.points}::int, ${o.pointsUsed}::int, ${o.total}::numeric, ${o.requestKey}::uuid,
       ${o.idempotency?.key ?? null}::text, ${o.idempotency?.fingerprint ?? null}::text, ${o.idempotency?.ttlSeconds ?? null}::int)`;
@@ -34,7 +38,7 @@ export async function orderRefusal(db: Db, o: VerifiedOrderInput): Promise<Refus
   const [row] = await db<{ refusal: Refusal | null }[]>`
     select order_refusal(
       ${o.userId}::int, ${o.productIds}::int[], ${o.snapshotIds}::int[], ${o.counts}::int[], ${o.prices}::numeric[],
-      ${o.couponId}::int, ${o.coupon?.kind ?? null}::coupon_kind, ${o.coupon?.rate ?? null}::numeric,
+      ${o.couponId}::int, ${o.coupon?.kind ?? null}::text::coupon_kind, ${o.coupon?.rate ?? null}::numeric,
       ${o.coupon?.threshold ?? null}::numeric, ${o.coupon?.amount ?? null}::numeric, ${o.points}::int) as refusal`;
   return row!.refusal;
 }

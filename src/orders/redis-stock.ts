@@ -111,13 +111,17 @@ const SCRIPTS: Record<keyof StockScripts, string> = {
   takeStock: TAKE_LUA, giveBackStock: GIVE_BACK_LUA, returnStock: RETURN_LUA, reconcileStock: RECONCILE_LUA,
 };
 
-const withScripts = new WeakSet<Redis>();
+/**
+ * The scripts in the form ioredis defines them at construction (`new Redis(url, { scripts })`, as
+ * createRedis does). Defined later on a client that pipelines automatically, a command would be
+ * missing from a pipeline already gathering when it was defined ("pipeline[name] is not a function").
+ */
+export const STOCK_SCRIPTS = Object.fromEntries(Object.entries(SCRIPTS).map(([name, lua]) => [name, { lua }]));
 
-/** The client with this module's scripts defined on it: once per client, on first use. */
+/** The client as one with this module's scripts. */
 function scripts(redis: Redis): Redis & StockScripts {
-  if (!withScripts.has(redis)) {
-    for (const [name, lua] of Object.entries(SCRIPTS)) redis.defineCommand(name, { lua });
-    withScripts.add(redis);
+  if (typeof (redis as Partial<StockScripts>).takeStock !== 'function') {
+    throw new Error('this Redis client lacks the stock scripts: make it with createRedis (src/connections.ts)');
   }
   return redis as Redis & StockScripts;
 }
