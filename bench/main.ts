@@ -227,7 +227,7 @@ async function main(): Promise<number> {
     const steps = o.rate?.length ?? o.load.length;
     const openDuration = o.openDuration ?? (o.quick ? QUICK.openDuration : DEFAULT_OPEN_DURATION);
     const openEstimate = estimateOpenSec(steps, openDuration);
-    const estimate = planned.reduce((t, c, k) => t + estimateCellSec(c.scale) +
+    const estimate = planned.reduce((t, c, k) => t + estimateCellSec(c.scale, sellsOut(SCENARIOS[c.scenario])) +
       (startsGroup(planned, k) ? estimateFloorSec(c.scale) + (ceilingMissing ? 0 : ceilingSec(c.scenario, c.scale)) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
       lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + (settingsRuns + scaleOutRuns) * estimateHttpRunSec(settingsScale);
     log(`bench: ${o.variants.length} variants x ${o.scenarios.length} scenarios x ${repeat} round${repeat > 1 ? 's' : ''}` +
@@ -269,7 +269,7 @@ async function main(): Promise<number> {
         databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: p.pool, round: p.round,
         warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, p.scale.ordersPerConnection), label,
       }));
-      clock.done(estimateCellSec(p.scale));
+      clock.done(estimateCellSec(p.scale, sellsOut(SCENARIOS[p.scenario])));
     }
     const summaries = summarize(cells, ceilings, floors);
 
