@@ -98,6 +98,10 @@ export async function startOwnPgBouncer(binary: string, postgresUrl: string, o: 
     await rm(dir, { recursive: true, force: true });
     throw err;
   });
+  const stop = async () => {
+    if (child) await stopChild(child, 5_000);
+    child = null;
+  };
   return {
     port,
     urlFor(postgresUrl: string) {
@@ -106,16 +110,12 @@ export async function startOwnPgBouncer(binary: string, postgresUrl: string, o: 
       u.port = String(port);
       return u.toString();
     },
-    async stop() {
-      if (child) await stopChild(child, 5_000);
-      child = null;
-    },
+    stop,
     async start() {
       if (!child) await launch();
     },
     remove: async () => {
-      if (child) await stopChild(child, 5_000);
-      child = null;
+      await stop();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -12,7 +12,7 @@ import { childrenOf, cpuBetween, parseProcStat } from '../bench/proc-cpu.ts';
 import type { Cell } from '../bench/run.ts';
 import { SCENARIOS, seedFor, type ScenarioName } from '../bench/scenarios.ts';
 import { summarize } from '../bench/summary.ts';
-import { evaluateTargets } from '../bench/targets.ts';
+import { evaluateTargets, type Target } from '../bench/targets.ts';
 import type { VariantName } from '../src/orders/variants/index.ts';
 
 // The pieces of the bench's CPU and ceiling figures, on hand-written input: what /proc and pgbench
@@ -132,6 +132,13 @@ test('ceiling clients: the users, capped at the connections of every worker\'s p
   assert.equal(ceilingSeed(SCENARIOS['flash-sale'], scale).stock, 100);
 });
 
+/** The verdict and detail of the target whose name starts with `start`; fails when there is none. */
+function verdictOf(targets: Target[], start: string) {
+  const t = targets.find((x) => x.name.startsWith(start));
+  assert.ok(t, `${start} in ${targets.map((x) => x.name).join(' | ')}`);
+  return [t.met, t.detail];
+}
+
 // Hand-made runs: only the figures the summary and the targets read.
 const CLEAN: AuditResult = { clean: true } as AuditResult;
 function run(o: { round: number; pool?: number; scenario: ScenarioName; variant: VariantName; ordersPerSec: number; cpuMs: number | null }): Cell {
@@ -180,11 +187,7 @@ test('targets: throughput, share of the ceiling and CPU per order, judged on med
     run({ round: 1, scenario: 'hot-100', variant: 'one-round-trip', ordersPerSec: 2900, cpuMs: 0.36 }),
   ];
   const targets = evaluateTargets(summarize(cells, [ceiling(1, 5000)]), { fullScale: true });
-  const verdict = (start: string) => {
-    const t = targets.find((x) => x.name.startsWith(start));
-    assert.ok(t, `${start} in ${targets.map((x) => x.name).join(' | ')}`);
-    return [t.met, t.detail];
-  };
+  const verdict = (start: string) => verdictOf(targets, start);
   assert.deepEqual(verdict('best transactional variant in mixed-100 >= 2,500'), [true, 'one-round-trip: 2600 orders/s']);
   assert.deepEqual(verdict('best transactional variant in hot-100 >= 3,000'), [false, 'one-round-trip: 2900 orders/s']);
   assert.deepEqual(verdict('best transactional variant in mixed-100 >= 50% of the database ceiling'),
@@ -229,11 +232,7 @@ test('HTTP floor: each run\'s CPU over its own round\'s floor, per order (per re
   assert.equal(summarize(cells, [], [])[0]!.floorMultiple, null, 'no floor, no multiple');
 
   const targets = evaluateTargets(summarize(cells, [], floors), { fullScale: true });
-  const verdict = (start: string) => {
-    const t = targets.find((x) => x.name.startsWith(start));
-    assert.ok(t, `${start} in ${targets.map((x) => x.name).join(' | ')}`);
-    return [t.met, t.detail];
-  };
+  const verdict = (start: string) => verdictOf(targets, start);
   assert.deepEqual(verdict('one-round-trip: service CPU per order <= 4x'), [true, 'mixed-100 2.5x']);
   assert.deepEqual(verdict('row-lock: service CPU per order <= 6x'), [true, 'mixed-100 6.0x']);
   assert.deepEqual(verdict('flash-sale: redis and batched spend <= 2x'), [false, 'redis 3.0x']);

@@ -49,16 +49,24 @@ export interface Fault {
 const every = () => true;
 const seconds = (ms: number) => `${+(ms / 1000).toFixed(1)} s`;
 
-async function restartRedis(c: FaultContext, keepData: boolean): Promise<FaultSpan> {
+/** Stops a server, keeps it down for the outage and starts it again, even when something throws. */
+async function outage(c: FaultContext, name: string, server: { stop(): Promise<void>; start(): Promise<void> },
+  stopped = `${name} stopped`): Promise<FaultSpan> {
   const start = Date.now();
   try {
-    await c.redis.stop({ keepData });
-    c.note(`Redis stopped (${keepData ? 'data saved' : 'data dropped'})`);
+    await server.stop();
+    c.note(stopped);
     await sleep(c.outageMs);
   } finally {
-    await c.redis.start();
+    await server.start();
   }
-  c.note('Redis started again');
+  c.note(`${name} started again`);
+  return { start, end: Date.now() };
+}
+
+async function restartRedis(c: FaultContext, keepData: boolean): Promise<FaultSpan> {
+  const { start } = await outage(c, 'Redis', { stop: () => c.redis.stop({ keepData }), start: () => c.redis.start() },
+    `Redis stopped (${keepData ? 'data saved' : 'data dropped'})`);
   if (!keepData) {
     await c.resaveSessions();
     c.note('sessions saved again');
@@ -87,18 +95,7 @@ export const FAULTS: Record<FaultName, Fault> = {
     describe: (c) => `PostgreSQL fast shutdown (sessions terminated), down ${seconds(c.outageMs)}, started again`,
     affects: every,
     cutsRequests: false,
-    async inject(c) {
-      const start = Date.now();
-      try {
-        await c.postgres.stop();
-        c.note('PostgreSQL stopped');
-        await sleep(c.outageMs);
-      } finally {
-        await c.postgres.start();
-      }
-      c.note('PostgreSQL started again');
-      return { start, end: Date.now() };
-    },
+    inject: (c) => outage(c, 'PostgreSQL', c.postgres),
   },
   'pooler-restart': {
     name: 'pooler-restart',
@@ -109,16 +106,7 @@ export const FAULTS: Record<FaultName, Fault> = {
     throughPooler: true,
     async inject(c) {
       if (!c.pooler) throw new Error('pooler-restart needs the service behind a pooler');
-      const start = Date.now();
-      try {
-        await c.pooler.stop();
-        c.note('PgBouncer stopped');
-        await sleep(c.outageMs);
-      } finally {
-        await c.pooler.start();
-      }
-      c.note('PgBouncer started again');
-      return { start, end: Date.now() };
+      return outage(c, 'PgBouncer', c.pooler);
     },
   },
   'service-kill': {
