@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
 import { cpus } from 'node:os';
+import type { Sql } from '../src/connections.ts';
 import { recreateSchema } from '../src/database.ts';
 import { reseed, type SeedOptions } from '../src/seed.ts';
-import { runPgbench } from './pgbench.ts';
+import { initPgbenchTables, runPgbench } from './pgbench.ts';
 import { pgbenchScript } from './pgbench-script.ts';
 import { progress } from './progress.ts';
 import { withSql } from './run.ts';
@@ -22,6 +23,15 @@ import { seedFor, type Scale, type Scenario, type ScenarioName } from './scenari
 //
 // Successes are counted from the order rows afterwards, not from pgbench's tps: pgbench counts a
 // refused order (sold out) as a transaction like any other.
+//
+// Beside it, in the same round with the same clients and length, pgbench's built-in "simple update"
+// (-N: one account update, one read and one history insert per transaction, on pgbench's own tables
+// in a schema of their own): what a minimal write transaction does on this database and machine, so
+// that the order's own cost in the database reads as a share of it.
+
+/** Where pgbench's own tables live in the bench's database, and their scale factor (100,000 accounts each). */
+export const SIMPLE_UPDATE_SCHEMA = 'pgbench_builtin';
+const SIMPLE_UPDATE_SCALE = 10;
 
 export interface CeilingRun {
   round: number;
@@ -41,6 +51,9 @@ export interface CeilingRun {
   ordersPerSec: number | null;
   /** Why there is no figure (pgbench failed). */
   error: string | null;
+  /** pgbench -N transactions/s, same clients and length (null: the flash sale, or it failed). */
+  simpleUpdateTps: number | null;
+  simpleUpdateCommand: string | null;
 }
 
 export interface CeilingContext {
@@ -73,7 +86,7 @@ export async function runCeiling(scenario: Scenario, scale: Scale, ctx: CeilingC
   const clients = ceilingClients(scale, ctx.poolSize, ctx.workers);
   const attempts = scale.connections * scale.ordersPerConnection;
   const run: CeilingRun = { round: ctx.round, pool: ctx.poolSize, scenario: scenario.name, clients, command: null, tps: null,
-    processed: null, committedOrders: null, durationSec: null, ordersPerSec: null, error: null };
+    processed: null, committedOrders: null, durationSec: null, ordersPerSec: null, error: null, simpleUpdateTps: null, simpleUpdateCommand: null };
   const bar = progress(ctx.label, 1);
 
   await withSql(ctx.databaseUrl, 2, (sql) => recreateSchema(sql));
@@ -81,7 +94,7 @@ export async function runCeiling(scenario: Scenario, scale: Scale, ctx: CeilingC
     await reseed(admin, ctx.redis, seed);
     try {
       const result = await runPgbench({
-        databaseUrl: ctx.databaseUrl, script: pgbenchScript(scenario, seed), clients, threads: Math.min(clients, cpus().length),
+        databaseUrl: ctx.databaseUrl, workload: { script: pgbenchScript(scenario, seed) }, clients, threads: Math.min(clients, cpus().length),
         length: sellsOut(scenario) ? { transactionsPerClient: Math.ceil(attempts / clients) } : { durationSec: ctx.durationSec },
       });
       const [{ n }] = await admin<[{ n: number }]>`select count(*)::int as n from orders`;
@@ -94,6 +107,29 @@ export async function runCeiling(scenario: Scenario, scale: Scale, ctx: CeilingC
       run.error = err instanceof Error ? err.message : String(err);
       bar.finish(`n/a: ${run.error.split('\n')[0]}`);
     }
+    if (!sellsOut(scenario) && run.error === null) await runSimpleUpdate(run, admin, ctx);
     return run;
   });
+}
+
+const tablesMade = new Map<string, Promise<void>>();
+
+/** pgbench -N beside the ceiling: its figure on `run`, or a line saying why there is none (the ceiling stands). */
+async function runSimpleUpdate(run: CeilingRun, admin: Sql, ctx: CeilingContext) {
+  const bar = progress(`${ctx.label} (pgbench -N)`, 1);
+  try {
+    // pgbench's tables once per database: -N's updates leave them as valid for the next round.
+    const made = tablesMade.get(ctx.databaseUrl) ?? admin.unsafe(`create schema if not exists ${SIMPLE_UPDATE_SCHEMA}`)
+      .then(() => initPgbenchTables(ctx.databaseUrl, SIMPLE_UPDATE_SCHEMA, SIMPLE_UPDATE_SCALE));
+    tablesMade.set(ctx.databaseUrl, made);
+    await made.catch((err: unknown) => { tablesMade.delete(ctx.databaseUrl); throw err; });
+    const result = await runPgbench({
+      databaseUrl: ctx.databaseUrl, workload: { builtin: 'simple-update', schema: SIMPLE_UPDATE_SCHEMA }, clients: run.clients,
+      threads: Math.min(run.clients, cpus().length), length: { durationSec: ctx.durationSec },
+    });
+    Object.assign(run, { simpleUpdateTps: result.tps, simpleUpdateCommand: result.command });
+    bar.finish(`${Math.round(result.tps)} tps; the ceiling is ${((run.ordersPerSec! / result.tps) * 100).toFixed(0)}% of it`);
+  } catch (err) {
+    bar.finish(`n/a: ${(err instanceof Error ? err.message : String(err)).split('\n')[0]}`);
+  }
 }

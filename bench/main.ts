@@ -7,7 +7,8 @@ import { VARIANT_NAMES, type VariantName } from '../src/orders/variants/index.ts
 import { clearRedisNamespace } from '../src/redis-namespace.ts';
 import { runCeiling, sellsOut, type CeilingRun } from './ceiling.ts';
 import { runFaultBench } from './faults/bench.ts';
-import { runFloor, type FloorRun } from './floor.ts';
+import { DEFAULT_SWEEP_CONNECTIONS, runConcurrencySweep, SWEEP_ORDERS, SWEEP_SCENARIOS, SWEEP_VARIANTS, SWEEP_WARMUP, sweepScale, type ConcurrencySweep } from './concurrency.ts';
+import { FLOOR_MIN_REQUESTS, floorOrdersPerConnection, runFloor, type FloorRun } from './floor.ts';
 import { FAULT_NAMES, FAULTS, type FaultName } from './faults/faults.ts';
 import { FAULT_DEFAULTS, faultBenchOptions } from './faults/options.ts';
 import { LIFECYCLE, runLifecycleCell, type LifecycleCell } from './lifecycle.ts';
@@ -24,7 +25,7 @@ import { stopAllServices } from './service-process.ts';
 import { findServices, ownServices, USUAL_PROBES } from '../servers/services.ts';
 import { findPgBouncer, PGBOUNCER_INSTALL, startOwnPgBouncer } from '../servers/own-pgbouncer.ts';
 import { summarize } from './summary.ts';
-import { evaluateTargets, scaleOutTargets } from './targets.ts';
+import { ceilingTargets, evaluateTargets, scaleOutTargets, sweepTargets } from './targets.ts';
 
 const positiveInt = (value: string) => {
   const n = Number(value);
@@ -77,7 +78,10 @@ const program = new Command('bench')
     .argParser(listOf(VARIANT_NAMES)).default(VARIANT_NAMES, 'all'))
   .addOption(new Option('--scenarios <list>', `comma-separated scenarios (${ALL_SCENARIOS.join(', ')})`)
     .argParser(listOf(ALL_SCENARIOS)).default(ALL_SCENARIOS, 'all'))
-  .option('--connections <n>', 'concurrent users, overriding every scenario\'s own', positiveInt)
+  .addOption(new Option('--connections <list>', 'concurrent users, overriding every scenario\'s own; a list (16,100,300) ' +
+    `instead sweeps ${SWEEP_VARIANTS.join(' and ')} in ${SWEEP_SCENARIOS.join(' and ')} over those users, each scenario keeping its ` +
+    `own elsewhere (a full run sweeps ${DEFAULT_SWEEP_CONNECTIONS.join(',')})`).argParser(positiveInts))
+  .option('--no-sweep', 'skip the concurrency sweep')
   .option('--orders <n>', 'orders per user, overriding every scenario\'s own', positiveInt)
   .option('--warmup <n>', 'warm-up orders per user before each measured run', positiveInt, 10)
   .addOption(new Option('--pool <list>', 'database connections of the service, the direct run and the ceiling\'s pgbench clients; ' +
@@ -140,8 +144,8 @@ an unexplained order, a crashed worker, or no recovery within --recovery-bound.`
   .showHelpAfterError();
 
 interface Options {
-  variants: VariantName[]; scenarios: AnyScenario[]; connections?: number; orders?: number; warmup: number;
-  pool: number[]; quick: boolean; ceiling: boolean; settingsCost: boolean; scaleOut: boolean; ceilingDuration?: number; out: string; probePostgres: string; probeRedis: string;
+  variants: VariantName[]; scenarios: AnyScenario[]; connections?: number[]; orders?: number; warmup: number;
+  pool: number[]; quick: boolean; ceiling: boolean; settingsCost: boolean; scaleOut: boolean; sweep: boolean; ceilingDuration?: number; out: string; probePostgres: string; probeRedis: string;
   repeat?: number; openLoop: ScenarioName[] | false; rate?: number[]; load: number[]; openDuration?: number;
   /** true: --faults without a list, all of them. */
   faults?: FaultName[] | true; outage?: number; lockHold?: number; lead?: number; tail?: number; recoveryBound: number; workers: number;
@@ -151,7 +155,10 @@ async function main(): Promise<number> {
   const o = program.parse().opts<Options>();
   const log = (line: string) => process.stderr.write(`${line}\n`);
   if (o.faults && o.pool.length > 1) return program.error('--faults runs at one --pool size');
-  const faults = o.faults && faultBenchOptions({ ...o, pool: o.pool[0]!, faults: o.faults,
+  if (o.faults && (o.connections?.length ?? 0) > 1) return program.error('--faults runs at one --connections count');
+  // One count: every scenario's users. Several: the concurrency sweep's.
+  const users = o.connections?.length === 1 ? o.connections[0] : undefined;
+  const faults = o.faults && faultBenchOptions({ ...o, connections: users, pool: o.pool[0]!, faults: o.faults,
     variants: program.getOptionValueSource('variants') === 'default' ? null : o.variants });
   if (typeof faults === 'string') return program.error(faults);
   // The fault bench stops and restarts its servers: never anybody else's.
@@ -193,7 +200,7 @@ async function main(): Promise<number> {
     const machine = await describeMachine(databaseUrl, pool, services.origin);
     const repeat = o.repeat ?? (o.quick ? 1 : DEFAULT_REPEAT);
     const scaleOf = (name: ScenarioName): Scale => ({
-      connections: o.connections ?? (o.quick ? Math.min(QUICK.connections, SCENARIOS[name].connections) : SCENARIOS[name].connections),
+      connections: users ?? (o.quick ? Math.min(QUICK.connections, SCENARIOS[name].connections) : SCENARIOS[name].connections),
       ordersPerConnection: o.orders ?? (o.quick ? QUICK.ordersPerConnection : SCENARIOS[name].ordersPerConnection),
     });
     const closedScenarios = o.scenarios.filter((s): s is ScenarioName => s !== LIFECYCLE);
@@ -204,7 +211,7 @@ async function main(): Promise<number> {
     // The service's processes: its pool is per worker, and the ceiling's clients follow the pools.
     const workers = loadConfig().webConcurrency;
     const lifecycleScale = {
-      buyers: o.connections ?? LIFECYCLE_SCALE[o.quick ? 'quick' : 'full'].buyers,
+      buyers: users ?? LIFECYCLE_SCALE[o.quick ? 'quick' : 'full'].buyers,
       ordersPerBuyer: o.orders ?? LIFECYCLE_SCALE[o.quick ? 'quick' : 'full'].ordersPerBuyer,
     };
     const lifecycleVariants = o.scenarios.includes(LIFECYCLE) ? o.variants : [];
@@ -222,14 +229,26 @@ async function main(): Promise<number> {
     const scaleOutVariants = !o.scaleOut || !o.scenarios.includes(SETTINGS_SCENARIO) ? []
       : SCALE_OUT_VARIANTS.filter((v) => o.variants.includes(v)).slice(0, o.quick ? 1 : undefined);
     const pgbouncer = scaleOutVariants.length ? findPgBouncer() : null;
+    // Figures are judged only at the scenarios' own scale.
+    const fullScale = !o.quick && !users && !o.orders;
+    // The concurrency sweep: the users listed, or a full run's default ones.
+    const sweepConnections = !o.sweep ? [] : (o.connections?.length ?? 0) > 1 ? o.connections! : fullScale ? DEFAULT_SWEEP_CONNECTIONS : [];
+    const sweepScenarios = SWEEP_SCENARIOS.filter((s) => o.scenarios.includes(s));
+    const sweepVariants = SWEEP_VARIANTS.filter((v) => o.variants.includes(v));
+    const sweepOrders = (n: number) => (o.orders ? o.orders * n : SWEEP_ORDERS);
+    const sweepRunSec = (n: number) => estimateHttpRunSec(sweepScale(n, sweepOrders(n), SWEEP_WARMUP).scale);
+    const sweepRuns = sweepConnections.length && sweepVariants.length ? sweepScenarios.length * sweepVariants.length * sweepConnections.length * repeat : 0;
     let poolerMissing = pgbouncer ? null : `no pgbouncer on PATH (${PGBOUNCER_INSTALL})`;
     const scaleOutRuns = scaleOutVariants.length * SCALE_OUT_PROCESSES.length * (pgbouncer ? SCALE_OUT_PATHS.length : 1) * repeat;
     const steps = o.rate?.length ?? o.load.length;
     const openDuration = o.openDuration ?? (o.quick ? QUICK.openDuration : DEFAULT_OPEN_DURATION);
     const openEstimate = estimateOpenSec(steps, openDuration);
+    const floorMinRequests = fullScale ? FLOOR_MIN_REQUESTS : 0;
+    const floorSec = (scale: Scale) => estimateFloorSec(scale.connections * floorOrdersPerConnection(scale, floorMinRequests));
     const estimate = planned.reduce((t, c, k) => t + estimateCellSec(c.scale, sellsOut(SCENARIOS[c.scenario])) +
-      (startsGroup(planned, k) ? estimateFloorSec(c.scale) + (ceilingMissing ? 0 : ceilingSec(c.scenario, c.scale)) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
-      lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + (settingsRuns + scaleOutRuns) * estimateHttpRunSec(settingsScale);
+      (startsGroup(planned, k) ? floorSec(c.scale) + (ceilingMissing ? 0 : ceilingSec(c.scenario, c.scale)) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
+      lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + (settingsRuns + scaleOutRuns) * estimateHttpRunSec(settingsScale) +
+      sweepConnections.reduce((t, n) => t + sweepRunSec(n), 0) * (sweepRuns / Math.max(1, sweepConnections.length));
     log(`bench: ${o.variants.length} variants x ${o.scenarios.length} scenarios x ${repeat} round${repeat > 1 ? 's' : ''}` +
       (openScenarios.length ? `, open loop on ${openScenarios.join(', ')} at ${o.rate ? `${o.rate.join(', ')} req/s` : `${o.load.join('/')}% of capacity`}` : '') +
       `, pool ${o.pool.join(', ')}, ceiling ${ceilingMissing ? `n/a (${ceilingMissing})` : `by ${machine.pgbench}`}, PostgreSQL ${machine.postgres.version} (${services.origin.postgres}), Redis (${services.origin.redis}), ` +
@@ -256,12 +275,12 @@ async function main(): Promise<number> {
         const label = `[round ${p.round}${poolLabel(p.pool)}] ${p.scenario} HTTP floor`;
         log(`${label}: ${clock.line()}`);
         const floor = await runFloor(SCENARIOS[p.scenario], p.scale, {
-          databaseUrl, redisUrl, redisKeyPrefix, poolSize: p.pool, round: p.round, label,
+          databaseUrl, redisUrl, redisKeyPrefix, poolSize: p.pool, round: p.round, label, minRequests: floorMinRequests,
           warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, p.scale.ordersPerConnection),
         });
         if (floor.error) log(`${label}: n/a: ${floor.error.split('\n')[0]}`);
         floors.push(floor);
-        clock.done(estimateFloorSec(p.scale));
+        clock.done(floorSec(p.scale));
       }
       const label = `[${k + 1}/${planned.length} round ${p.round}${poolLabel(p.pool)}] ${p.scenario} ${p.variant}`;
       log(`${label}: ${clock.line()}`);
@@ -327,10 +346,20 @@ async function main(): Promise<number> {
       });
     }
 
-    const fullScale = !o.quick && !o.connections && !o.orders;
-    const targets = [...evaluateTargets(summaries, { fullScale }), ...(scaleOut ? scaleOutTargets(scaleOut, { fullScale }) : [])];
+        let sweep: ConcurrencySweep | null = null;
+    if (sweepRuns) {
+      const warmup = o.quick ? (n: number) => QUICK.warmup * n : program.getOptionValueSource('warmup') === 'cli' ? (n: number) => o.warmup * n : () => SWEEP_WARMUP;
+      sweep = await runConcurrencySweep(sweepScenarios.map((s) => SCENARIOS[s]), sweepVariants, sweepConnections,
+        { orders: sweepOrders, warmup, repeat }, { databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool }, {
+          before: (label) => log(`${label}: ${clock.line()}`),
+          after: (n) => clock.done(sweepRunSec(n)),
+        });
+    }
+
+    const targets = [...evaluateTargets(summaries, { fullScale }), ...ceilingTargets(ceilings, { fullScale }),
+      ...(scaleOut ? scaleOutTargets(scaleOut, { fullScale }) : []), ...(sweep ? sweepTargets(sweep, { fullScale: fullScale && !o.orders }) : [])];
     const tookSec = (Date.now() - started) / 1000;
-    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, floors, pools: o.pool, open, lifecycle, settingsCost, scaleOut, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
+    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, floors, pools: o.pool, open, lifecycle, settingsCost, scaleOut, sweep, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
     process.stdout.write(`\n${written.console}\n`);
     log(`written: ${written.files.join(', ')} (${minutes(tookSec)}, estimated ${minutes(estimate)})`);
     const damaged = [
@@ -339,6 +368,7 @@ async function main(): Promise<number> {
       ...lifecycle.filter((c) => c.variant !== 'no-tx' && !c.audit.clean).map((c) => `${LIFECYCLE}/${c.variant}`),
       ...(settingsCost?.settings.filter((c) => !c.clean).map((c) => `${SETTINGS_SCENARIO}/${settingsCost!.variant} with ${c.setting}`) ?? []),
       ...(scaleOut?.cells.filter((c) => !c.clean).map((c) => `${SETTINGS_SCENARIO}/${c.variant} with ${c.processes} processes ${c.path}`) ?? []),
+      ...(sweep?.cells.filter((c) => !c.clean).map((c) => `${c.scenario}/${c.variant} with ${c.connections} users`) ?? []),
     ];
     if (damaged.length) {
       log(`AUDIT FAILED for ${damaged.join(', ')}`);

@@ -33,7 +33,8 @@ export function libpqEnv(url: string): Record<string, string> {
 
 export interface PgbenchRun {
   databaseUrl: string;
-  script: string;
+  /** A script of ours, or pgbench's built-in "simple update" (-N: TPC-B-like without the branch and teller updates) on its tables in `schema`. */
+  workload: { script: string } | { builtin: 'simple-update'; schema: string };
   clients: number;
   threads: number;
   /** -T seconds, or -t transactions per client. */
@@ -61,15 +62,31 @@ export async function runPgbench(r: PgbenchRun): Promise<PgbenchResult> {
   const dir = await mkdtemp(join(tmpdir(), 'orders-pgbench-'));
   try {
     const file = join(dir, 'order.sql');
-    await writeFile(file, r.script);
+    const builtin = 'builtin' in r.workload;
+    if (!builtin) await writeFile(file, (r.workload as { script: string }).script);
     const length = 'durationSec' in r.length ? ['-T', String(r.length.durationSec)] : ['-t', String(r.length.transactionsPerClient)];
-    // -n: no pgbench tables to vacuum; -M prepared: the service's driver prepares its statements too.
-    const args = ['-n', '-M', 'prepared', '-c', String(r.clients), '-j', String(r.threads), ...length, '-f', file];
+    // -n: no vacuum before the run; -M prepared: the service's driver prepares its statements too.
+    const args = ['-n', '-M', 'prepared', '-c', String(r.clients), '-j', String(r.threads), ...length, ...(builtin ? ['-N'] : ['-f', file])];
     // Its sessions pinned as the service's are, whatever the database's defaults.
-    const output = await run(args, { ...process.env, ...libpqEnv(r.databaseUrl), PGOPTIONS: pgOptions(sessionSettings()) }, dir);
+    const settings = { ...sessionSettings(), ...('schema' in r.workload ? { search_path: r.workload.schema } : {}) };
+    const output = await run(args, { ...process.env, ...libpqEnv(r.databaseUrl), PGOPTIONS: pgOptions(settings) }, dir);
     const figures = parsePgbenchOutput(output);
     if (!figures) throw new Error(`pgbench printed no tps:\n${output.slice(-2000)}`);
     return { ...figures, command: `pgbench ${args.join(' ').replace(file, 'order.sql')}` };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Creates pgbench's own tables (pgbench -i, scale factor `scale`: 100,000 accounts each) in
+ * `schema` of the database, which must exist; the orders schema (public) is not touched.
+ */
+export async function initPgbenchTables(databaseUrl: string, schema: string, scale: number): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'orders-pgbench-'));
+  try {
+    await run(['-i', '-q', '-s', String(scale)],
+      { ...process.env, ...libpqEnv(databaseUrl), PGOPTIONS: pgOptions({ ...sessionSettings(), search_path: schema }) }, dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

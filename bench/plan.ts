@@ -60,9 +60,9 @@ export function estimateCeilingSec(scale: Scale, durationSec: number, sellsOut: 
   return 3 + (sellsOut ? (scale.connections * scale.ordersPerConnection) / 2000 : durationSec);
 }
 
-/** An HTTP floor run: the bare app started, a warm-up and the measured requests at ~3,000/s. */
-export function estimateFloorSec(scale: Scale): number {
-  return 3 + (scale.connections * scale.ordersPerConnection) / 3000;
+/** An HTTP floor run of `requests` measured requests: the bare app started, a warm-up of a tenth, ~5,000 requests/s. */
+export function estimateFloorSec(requests: number): number {
+  return 3 + (1.1 * requests) / 5000;
 }
 
 export function estimateOpenSec(steps: number, durationSec: number): number {

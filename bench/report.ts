@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import type { CeilingRun } from './ceiling.ts';
+import type { ConcurrencySweep } from './concurrency.ts';
 import type { FloorRun } from './floor.ts';
 import { renderChart, renderOpenLoopChart } from './chart.ts';
 import { LIFECYCLE, type LifecycleCell } from './lifecycle.ts';
@@ -35,6 +36,8 @@ export interface Report {
   settingsCost: SettingsCost | null;
   /** Many service processes, directly and through a pooler; null when not measured. */
   scaleOut: ScaleOut | null;
+  /** The same orders at several user counts; null when not measured. */
+  sweep: ConcurrencySweep | null;
   targets: Target[];
   machine: Machine;
   quick: boolean;
@@ -141,8 +144,12 @@ export function ceilingLine(pool: number, scenario: CellSummary['scenario'], r: 
   const sec = spread(ok.map((c) => c.durationSec!));
   const n = ok.length;
   const length = scenario === 'flash-sale' ? `the same ${fmt(runs[0]!.processed ?? 0)} attempts in ${ms(sec.median)} s` : `${ms(sec.median)} s`;
+  const simple = ok.filter((c) => c.simpleUpdateTps);
+  const simpleText = simple.length ? ` pgbench's built-in simple update (-N) at the same clients and length: ` +
+    `${ranged(spread(simple.map((c) => c.simpleUpdateTps!)), fmt, simple.length)} transactions/s; the ceiling is ` +
+    `${ranged(spread(simple.map((c) => c.ordersPerSec! / c.simpleUpdateTps!)), (x) => `${(x * 100).toFixed(0)}%`, simple.length)} of it.` : '';
   return `Database ceiling: ${ranged(orders, fmt, n)} committed orders/s (${what}; ${length}; ` +
-    `${ranged(committed, fmt, n)} orders committed, ${ranged(tps, fmt, n)} transactions/s with refusals). ` +
+    `${ranged(committed, fmt, n)} orders committed, ${ranged(tps, fmt, n)} transactions/s with refusals).${simpleText} ` +
     '"of ceiling": a variant\'s HTTP orders/s over its round\'s ceiling.' +
     (ok.length < runs.length ? ` ${runs.length - ok.length} ceiling run(s) failed.` : '');
 }
@@ -186,6 +193,7 @@ function consoleReport(r: Report): string {
     ...(r.lifecycle.length ? [`${lifecycleTitle(r.lifecycle)}\n${table(LIFECYCLE_HEADER, lifecycleRows(r.lifecycle))}`] : []),
     ...(r.settingsCost ? [`${settingsTitle(r.settingsCost, r.repeat)}\n${table(SETTINGS_HEADER, settingsRows(r.settingsCost, r.repeat))}`] : []),
     ...(r.scaleOut ? [`${scaleOutTitle(r.scaleOut, r.repeat)}\n${table(SCALE_OUT_HEADER, scaleOutRows(r.scaleOut, r.repeat))}`] : []),
+    ...(r.sweep ? [`${sweepTitle(r.sweep, r.repeat)}\n${table(SWEEP_HEADER, sweepRows(r.sweep, r.repeat))}`] : []),
   ];
   return [...parts, 'Notes:', ...notes(r).map((l) => `  ${l}`), 'Targets:', ...targetLines(r.targets).map((l) => `  ${l}`)].join('\n\n');
 }
@@ -221,6 +229,7 @@ function markdownReport(r: Report): string {
   if (r.scaleOut) {
     lines.push('', `## ${scaleOutTitle(r.scaleOut, r.repeat)}`, '', ...markdownTable(SCALE_OUT_HEADER, scaleOutRows(r.scaleOut, r.repeat)));
   }
+  if (r.sweep) lines.push('', `## ${sweepTitle(r.sweep, r.repeat)}`, '', ...markdownTable(SWEEP_HEADER, sweepRows(r.sweep, r.repeat)));
   lines.push('', '## Notes', '', ...notes(r).map((l) => `- ${l}`));
   lines.push('', '## Targets', '', ...targetLines(r.targets).map((l) => `- ${l}`), '');
   return lines.join('\n');
@@ -255,6 +264,21 @@ function scaleOutRows(s: ScaleOut, repeat: number): string[][] {
       c.cpuMsPerOrder ? ranged(c.cpuMsPerOrder, cpuMs, repeat) : 'n/a', ranged(c.serverConnections!, fmt, repeat), fmt(c.internalErrors),
       c.clean ? 'clean' : 'FAILED']
     : [c.variant, String(c.processes), c.path, 'n/a', '-', '-', 'n/a', 'n/a', '-', '-']);
+}
+
+const SWEEP_HEADER = ['scenario', 'variant', 'users', 'orders/s', 'p50 ms', 'p99 ms', 'vs fewest users', 'vs one-round-trip', '500s', 'audit'];
+
+function sweepTitle(s: ConcurrencySweep, repeat: number): string {
+  const requests = spread(s.runs.map((r) => r.requests));
+  return `Concurrency sweep: the same orders over HTTP at ${s.connections.join(', ')} users, about ${fmt(requests.median)} orders per run; ` +
+    `${repeat} run${repeat > 1 ? 's' : ''} each${repeat > 1 ? ', interleaved: median (min-max)' : ''}`;
+}
+
+function sweepRows(s: ConcurrencySweep, repeat: number): string[][] {
+  const x = (r: number | null) => (r === null ? '-' : `${r.toFixed(2)}x`);
+  return s.cells.map((c) => [c.scenario, c.variant, String(c.connections), ranged(c.ordersPerSec, fmt, repeat),
+    ranged(c.p50Ms, ms, repeat), ranged(c.p99Ms, ms, repeat), x(c.vsFewest), x(c.vsOneRoundTrip), fmt(c.internalErrors),
+    c.clean ? 'clean' : 'FAILED']);
 }
 
 const LIFECYCLE_HEADER = ['variant', 'placed', 'refused', 'paid', 'cancelled', 'expired', 'resent (same key)', 'replay mismatches', 'took', 'audit'];
@@ -299,6 +323,7 @@ export async function writeReport(r: Report): Promise<{ console: string; files: 
     lifecycle: r.lifecycle,
     settingsCost: r.settingsCost,
     scaleOut: r.scaleOut,
+    sweep: r.sweep,
   };
   const title = `Order placement, ${r.machine.cpus} CPUs, PostgreSQL ${r.machine.postgres.version}, pool ${r.pools.join(', ')}`;
   const files = [`${base}.json`, `${base}.md`];

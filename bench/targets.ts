@@ -1,7 +1,9 @@
 import { TRANSACTIONAL_VARIANTS, type VariantName } from '../src/orders/variants/index.ts';
 import type { ScenarioName } from './scenarios.ts';
+import type { CeilingRun } from './ceiling.ts';
+import type { ConcurrencySweep } from './concurrency.ts';
 import type { ScaleOut } from './scale-out.ts';
-import type { CellSummary } from './summary.ts';
+import { spread, type CellSummary } from './summary.ts';
 
 // What the project claims, checked on every run and stated in the report. A target is never
 // lowered to pass: a miss is reported as a miss. Figures are judged on the median of the
@@ -27,6 +29,15 @@ export const SOLD_OUT_VARIANTS: VariantName[] = ['redis', 'batched'];
 export const SOLD_OUT_FLOOR_MULTIPLE = 2;
 /** The sold-out storm's HTTP requests/s as a share of the floor's. */
 export const STORM_FLOOR_SHARE = 0.4;
+/** batched over HTTP in hot-100, as a multiple of the one-order-per-transaction ceiling (group commit beats one commit per order). */
+export const BATCHED_HOT_CEILING_MULTIPLE = 1.5;
+/** The place_order ceiling as a share of pgbench's built-in simple update (-N) at the same clients, same round. */
+export const SIMPLE_UPDATE_SHARE_TARGET = 0.6;
+/** The concurrency sweep: batched at more users, as a share of its rate at the fewest; and over one-round-trip at these users. */
+export const SWEEP_HOLD_SHARE = 0.9;
+export const SWEEP_BATCHED_OVER_ONE_TRIP = { users: 100, multiple: 1.3 } as const;
+/** batched with 2 service processes, as a share of its one-process rate (directly). */
+export const BATCHED_TWO_PROCESSES_SHARE = 0.95;
 
 /**
  * Every target, per pool when the run swept several (each pool's figures are judged on their own,
@@ -80,7 +91,15 @@ function poolTargets(cells: CellSummary[], { fullScale }: { fullScale: boolean }
       `${pct(b.ceilingShare.median)} of ${Math.round(b.ceilingOrdersPerSec.median)} orders/s`);
   });
 
-  // Not judged on the flash sale: there nearly every request is a refusal, and its cost falls on 100 successes.
+  const hotBatched = cells.filter((c) => c.variant === 'batched' && c.scenario === 'hot-100');
+  add(`batched in hot-100 >= ${BATCHED_HOT_CEILING_MULTIPLE}x the one-order-per-transaction ceiling over HTTP (median)`, hotBatched, () => {
+    const b = hotBatched[0]!;
+    if (!b.ceilingShare) return { met: null, detail: 'n/a: no ceiling measured (no pgbench on PATH, or it failed)' };
+    return judged(b.ceilingShare.median >= BATCHED_HOT_CEILING_MULTIPLE, `${Math.round(b.http.ordersPerSec.median)} orders/s = ` +
+      `${b.ceilingShare.median.toFixed(2)}x ${Math.round(b.ceilingOrdersPerSec!.median)}`);
+  });
+
+    // Not judged on the flash sale: there nearly every request is a refusal, and its cost falls on 100 successes.
   const oneTrip = cells.filter((c) => c.variant === 'one-round-trip' && c.scenario !== 'flash-sale');
   add(`one-round-trip: service CPU <= ${CPU_PER_ORDER_TARGET_MS} ms per successful order in every scenario but the flash sale (median)`, oneTrip, () => {
     const measured = oneTrip.filter((c) => c.serviceCpuMsPerOrder);
@@ -162,12 +181,60 @@ export function scaleOutTargets(s: ScaleOut, { fullScale }: { fullScale: boolean
       : judged(pooled.every((c) => (c.vsDirect ?? 0) >= POOLER_SHARE_TARGET),
         pooled.map((c) => `${c.variant} x${c.processes} ${ratio(c.vsDirect)}`).join(', '))),
   });
+  const twoBatched = ran.find((c) => c.variant === 'batched' && c.processes === 2 && c.path === 'direct');
+  if (twoBatched) {
+    targets.push({
+      name: `scale-out: batched with 2 processes >= ${BATCHED_TWO_PROCESSES_SHARE * 100}% of its one-process orders/s, directly (median)`,
+      ...judged((twoBatched.vsOneProcess ?? 0) >= BATCHED_TWO_PROCESSES_SHARE, ratio(twoBatched.vsOneProcess)),
+    });
+  }
   for (const [processes, share] of Object.entries(SCALE_OUT_TARGETS)) {
     const cells = ran.filter((c) => ['one-round-trip', 'batched'].includes(c.variant) && c.processes === Number(processes));
     if (!cells.length) continue;
     targets.push({
       name: `scale-out: one-round-trip and batched at ${processes} processes >= ${share.toFixed(2)}x their one-process orders/s (median, each path)`,
       ...judged(cells.every((c) => (c.vsOneProcess ?? 0) >= share), cells.map((c) => `${c.variant} ${c.path} ${ratio(c.vsOneProcess)}`).join(', ')),
+    });
+  }
+  return targets;
+}
+
+/** The database's side: the order function's ceiling as a share of pgbench -N, per scenario that has both (median of the rounds). */
+export function ceilingTargets(ceilings: CeilingRun[], { fullScale }: { fullScale: boolean }): Target[] {
+  const both = ceilings.filter((c) => c.ordersPerSec && c.simpleUpdateTps);
+  if (!both.length) return [];
+  const scenarios = [...new Set(both.map((c) => c.scenario))];
+  const shares = scenarios.map((s) => ({ s, share: spread(both.filter((c) => c.scenario === s).map((c) => c.ordersPerSec! / c.simpleUpdateTps!)).median }));
+  const met = shares.every((x) => x.share >= SIMPLE_UPDATE_SHARE_TARGET);
+  const detail = shares.map((x) => `${x.s} ${(x.share * 100).toFixed(0)}%`).join(', ');
+  return [{ name: `the place_order ceiling >= ${SIMPLE_UPDATE_SHARE_TARGET * 100}% of pgbench's built-in simple update (-N) at the same clients (median)`,
+    ...(fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` }) }];
+}
+
+/** The concurrency sweep: batched holds its rate as users grow, and beats one-round-trip at 100 users. */
+export function sweepTargets(s: ConcurrencySweep, { fullScale }: { fullScale: boolean }): Target[] {
+  const judged = (met: boolean, detail: string) => (fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` });
+  const ran = s.cells;
+  const targets: Target[] = [{
+    name: 'concurrency sweep: no 500 and every audit clean',
+    met: ran.every((c) => c.clean && c.internalErrors === 0),
+    detail: `${s.runs.length} runs; ${ran.filter((c) => !c.clean || c.internalErrors).map((c) => `${c.scenario}/${c.variant} ${c.connections} users`).join(', ') || 'none failed'}`,
+  }];
+  const fewest = Math.min(...s.connections);
+  const batched = ran.filter((c) => c.variant === 'batched' && c.connections > fewest);
+  if (batched.length) {
+    targets.push({
+      name: `concurrency sweep: batched at every user count >= ${SWEEP_HOLD_SHARE * 100}% of its ${fewest}-user orders/s (median)`,
+      ...judged(batched.every((c) => (c.vsFewest ?? 0) >= SWEEP_HOLD_SHARE),
+        batched.map((c) => `${c.scenario} ${c.connections} ${c.vsFewest === null ? 'n/a' : `${c.vsFewest.toFixed(2)}x`}`).join(', ')),
+    });
+  }
+  const { users, multiple } = SWEEP_BATCHED_OVER_ONE_TRIP;
+  const at = ran.filter((c) => c.variant === 'batched' && c.connections === users && c.vsOneRoundTrip !== null);
+  if (at.length) {
+    targets.push({
+      name: `concurrency sweep: batched >= ${multiple}x one-round-trip at ${users} users (median)`,
+      ...judged(at.every((c) => c.vsOneRoundTrip! >= multiple), at.map((c) => `${c.scenario} ${c.vsOneRoundTrip!.toFixed(2)}x`).join(', ')),
     });
   }
   return targets;

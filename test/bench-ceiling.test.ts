@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AuditResult } from '../bench/audit.ts';
 import { ceilingClients, ceilingSeed, type CeilingRun } from '../bench/ceiling.ts';
-import type { FloorRun } from '../bench/floor.ts';
+import { summarizeSweep, sweepScale, type SweepRun } from '../bench/concurrency.ts';
+import { FLOOR_MIN_REQUESTS, floorOrdersPerConnection, type FloorRun } from '../bench/floor.ts';
 import { parsePgbenchOutput } from '../bench/pgbench-output.ts';
 import { pgbenchScript } from '../bench/pgbench-script.ts';
 import { libpqEnv } from '../bench/pgbench.ts';
@@ -12,7 +13,7 @@ import { childrenOf, cpuBetween, parseProcStat } from '../bench/proc-cpu.ts';
 import type { Cell } from '../bench/run.ts';
 import { SCENARIOS, seedFor, type ScenarioName } from '../bench/scenarios.ts';
 import { summarize } from '../bench/summary.ts';
-import { evaluateTargets, type Target } from '../bench/targets.ts';
+import { ceilingTargets, evaluateTargets, sweepTargets, type Target } from '../bench/targets.ts';
 import type { VariantName } from '../src/orders/variants/index.ts';
 
 // The pieces of the bench's CPU and ceiling figures, on hand-written input: what /proc and pgbench
@@ -155,9 +156,10 @@ function run(o: { round: number; pool?: number; scenario: ScenarioName; variant:
       : { supervisorMs: 0, workersMs: o.cpuMs * successes, totalMs: o.cpuMs * successes, perOrderMs: o.cpuMs, perRequestMs: o.cpuMs },
   };
 }
-const ceiling = (round: number, ordersPerSec: number | null, pool = 16): CeilingRun => ({
-  round, pool, scenario: 'mixed-100', clients: 16, command: 'pgbench', tps: ordersPerSec, processed: 1, committedOrders: 1, durationSec: 1,
-  ordersPerSec, error: ordersPerSec === null ? 'failed' : null,
+const ceiling = (round: number, ordersPerSec: number | null, pool = 16, simpleUpdateTps: number | null = null,
+  scenario: CeilingRun['scenario'] = 'mixed-100'): CeilingRun => ({
+  round, pool, scenario, clients: 16, command: 'pgbench', tps: ordersPerSec, processed: 1, committedOrders: 1, durationSec: 1,
+  ordersPerSec, error: ordersPerSec === null ? 'failed' : null, simpleUpdateTps, simpleUpdateCommand: simpleUpdateTps === null ? null : 'pgbench -N',
 });
 
 test('summary: each run over its own round\'s ceiling; CPU per order as median and range', () => {
@@ -239,4 +241,54 @@ test('HTTP floor: each run\'s CPU over its own round\'s floor, per order (per re
   assert.deepEqual(verdict('flash-sale: redis and batched answer the storm at >= 40%'), [true, 'redis 50.00%']);
   assert.deepEqual(verdict('every transactional variant\'s HTTP orders/s >= 85%'), [true, 'all at or above']);
   assert.equal(targets.some((t) => t.name.startsWith('batched: service CPU')), false, 'no batched cell, no batched target');
+});
+
+test('the place_order ceiling over pgbench -N, and batched over the ceiling in hot-100: medians of the rounds, judged', () => {
+  // mixed-100: 900/2000 = 45%, 1300/2000 = 65%, 1100/2000 = 55% -> median 55%; hot-100: 1300/2000 = 65%.
+  const ceilings = [ceiling(1, 900, 16, 2000), ceiling(2, 1300, 16, 2000), ceiling(3, 1100, 16, 2000),
+    ceiling(1, 1300, 16, 2000, 'hot-100'), ceiling(1, 500, 16, null, 'hot-10')];
+  assert.deepEqual(verdictOf(ceilingTargets(ceilings, { fullScale: true }), 'the place_order ceiling >= 60%'), [false, 'mixed-100 55%, hot-100 65%']);
+  assert.deepEqual(verdictOf(ceilingTargets(ceilings, { fullScale: false }), 'the place_order ceiling >= 60%'),
+    [null, 'mixed-100 55%, hot-100 65% (not judged: reduced scale)']);
+  assert.deepEqual(ceilingTargets([ceiling(1, 900)], { fullScale: true }), [], 'no -N figure, no target');
+
+  // batched in hot-100: 1500 orders/s over a ceiling of 1000 = 1.5x, met at the bound.
+  const cells = summarize([run({ round: 1, scenario: 'hot-100', variant: 'batched', ordersPerSec: 1500, cpuMs: 1 })],
+    [ceiling(1, 1000, 16, 2000, 'hot-100')]);
+  assert.deepEqual(verdictOf(evaluateTargets(cells, { fullScale: true }), 'batched in hot-100 >= 1.5x'), [true, '1500 orders/s = 1.50x 1000']);
+});
+
+test('concurrency sweep: runs per user count, batched over its fewest users and over one-round-trip; its targets', () => {
+  // About 3,000 orders per run whatever the users: 16 x 188, 100 x 30, 300 x 10; warm-up 600 in total.
+  assert.deepEqual(sweepScale(16, 3000, 600), { scale: { connections: 16, ordersPerConnection: 188 }, warmupOrdersPerConnection: 38 });
+  assert.deepEqual(sweepScale(300, 3000, 600), { scale: { connections: 300, ordersPerConnection: 10 }, warmupOrdersPerConnection: 2 });
+  const r = (scenario: ScenarioName, variant: VariantName, connections: number, round: number, ordersPerSec: number): SweepRun => ({
+    scenario, variant, connections, round, requests: 3000, ordersPerSec, p50Ms: 1, p99Ms: 2, failed: 0, internalErrors: 0, clean: true });
+  const runs = [
+    r('hot-100', 'one-round-trip', 16, 1, 600), r('hot-100', 'one-round-trip', 100, 1, 500),
+    r('hot-100', 'batched', 16, 1, 1000), r('hot-100', 'batched', 16, 2, 1200), r('hot-100', 'batched', 100, 1, 990), r('hot-100', 'batched', 100, 2, 1000),
+  ];
+  const sweep = { connections: [16, 100], runs, cells: summarizeSweep(runs, [16, 100]) };
+  const cell = (v: VariantName, n: number) => sweep.cells.find((c) => c.variant === v && c.connections === n)!;
+  // batched at 16: median (1000, 1200) = 1100; at 100: 995; 995 / 1100 = 0.9045; over one-round-trip at 100: 995 / 500 = 1.99.
+  assert.deepEqual(cell('batched', 16).ordersPerSec, { median: 1100, min: 1000, max: 1200 });
+  assert.equal(cell('batched', 100).vsFewest, 995 / 1100);
+  assert.equal(cell('batched', 100).vsOneRoundTrip, 995 / 500);
+  assert.equal(cell('one-round-trip', 100).vsOneRoundTrip, null);
+  const targets = sweepTargets(sweep, { fullScale: true });
+  assert.deepEqual(verdictOf(targets, 'concurrency sweep: no 500'), [true, '6 runs; none failed']);
+  assert.deepEqual(verdictOf(targets, 'concurrency sweep: batched at every user count >= 90%'), [true, 'hot-100 100 0.90x']);
+  assert.deepEqual(verdictOf(targets, 'concurrency sweep: batched >= 1.3x one-round-trip at 100 users'), [true, 'hot-100 1.99x']);
+  // 980 / 1100 = 0.89: below 90%.
+  const worse = [...runs.slice(0, 4), r('hot-100', 'batched', 100, 1, 980), r('hot-100', 'batched', 100, 2, 980)];
+  assert.deepEqual(verdictOf(sweepTargets({ ...sweep, runs: worse, cells: summarizeSweep(worse, [16, 100]) }, { fullScale: true }),
+    'concurrency sweep: batched at every user count'), [false, 'hot-100 100 0.89x']);
+});
+
+test('HTTP floor runs: at least the minimum of requests in total, never fewer than the scenario\'s own', () => {
+  // 30,000 over 100 users = 300 each; over 10 users 3,000 each; the flash sale's 300 each already reach it.
+  assert.equal(floorOrdersPerConnection({ connections: 100, ordersPerConnection: 30 }, FLOOR_MIN_REQUESTS), 300);
+  assert.equal(floorOrdersPerConnection({ connections: 10, ordersPerConnection: 300 }, FLOOR_MIN_REQUESTS), 3000);
+  assert.equal(floorOrdersPerConnection({ connections: 100, ordersPerConnection: 400 }, FLOOR_MIN_REQUESTS), 400);
+  assert.equal(floorOrdersPerConnection({ connections: 3, ordersPerConnection: 4 }, 0), 4, 'a smoke run: the scenario\'s own');
 });

@@ -207,6 +207,7 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
   assert.equal(result.repeat, 2);
   assert.equal(result.settingsCost, null, '--no-settings-cost');
   assert.equal(result.scaleOut, null, '--no-scale-out');
+  assert.equal(result.sweep, null, 'one --connections count: no sweep');
   assert.deepEqual(result.pools, [2, 4]);
   assert.deepEqual(result.cells.map((c: any) => c.pool), [2, 4]);
   for (const c of result.cells) assert.deepEqual(c.runs.map((r: any) => [r.round, r.pool]), [[1, c.pool], [2, c.pool]]);
@@ -233,6 +234,43 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
     assert.equal(p.successes, p.scheduled, `every order placed: ${JSON.stringify(p.failures)}`);
     assert.ok(p.audit.clean, p.audit.problems.join(', '));
     assert.ok(p.latencyMs.p50 <= p.latencyMs.p99 && p.latencyMs.p99 <= p.latencyMs.p999);
+  }
+});
+
+test('bench --connections 2,3: the concurrency sweep over those users, audited; pgbench -N beside the ceiling', async () => {
+  const out = await tempDir('bench-sweep-');
+  const { code, stdout, stderr } = await runBench(['--scenarios', 'hot-100', '--variants', 'one-round-trip,batched', '--connections', '2,3',
+    '--orders', '2', '--warmup', '1', '--repeat', '1', '--no-open-loop', '--no-settings-cost', '--no-scale-out', '--ceiling-duration', '1',
+    '--out', out], process.env);
+  assert.equal(code, 0, stderr.slice(-3000));
+  const result = await readResult(out);
+  // Several counts sweep; the closed loop keeps the scenario's own 100 users (x 2 orders each).
+  assert.deepEqual(result.cells.map((c: any) => [c.variant, c.scale.connections, c.scale.ordersPerConnection]),
+    [['one-round-trip', 100, 2], ['batched', 100, 2]]);
+  const sweep = result.sweep;
+  assert.deepEqual(sweep.connections, [2, 3]);
+  // Per run: the users x 2 orders each (--orders is per user).
+  assert.deepEqual(sweep.runs.map((r: any) => [r.variant, r.connections, r.requests]),
+    [['one-round-trip', 2, 4], ['batched', 2, 4], ['one-round-trip', 3, 6], ['batched', 3, 6]]);
+  for (const r of sweep.runs) {
+    assert.ok(r.clean, `${r.variant} ${r.connections}`);
+    assert.equal(r.internalErrors, 0);
+    assert.ok(r.ordersPerSec > 0);
+  }
+  const cell = (v: string, n: number) => sweep.cells.find((c: any) => c.variant === v && c.connections === n);
+  assert.equal(cell('batched', 3).vsFewest, cell('batched', 3).ordersPerSec.median / cell('batched', 2).ordersPerSec.median);
+  assert.equal(cell('batched', 2).vsOneRoundTrip, cell('batched', 2).ordersPerSec.median / cell('one-round-trip', 2).ordersPerSec.median);
+  assert.equal(cell('one-round-trip', 2).vsOneRoundTrip, null);
+  assert.match(stdout, /Concurrency sweep: the same orders over HTTP at 2, 3 users/);
+  // batched over one-round-trip is judged at 100 users, not swept here.
+  assert.ok(!result.targets.some((t: any) => t.name.startsWith('concurrency sweep: batched >= 1.3x one-round-trip')));
+  assert.ok(result.targets.some((t: any) => t.name === 'concurrency sweep: no 500 and every audit clean' && t.met === true));
+  if (HAS_PGBENCH) {
+    const [ceiling] = result.ceilings;
+    assert.ok(ceiling.simpleUpdateTps > 0, JSON.stringify(ceiling));
+    assert.match(ceiling.simpleUpdateCommand, /^pgbench -n -M prepared -c 16 .* -N$/);
+    assert.match(stdout, /pgbench's built-in simple update \(-N\) at the same clients and length: [\d,]+ transactions\/s; the ceiling is \d+% of it/);
+    assert.ok(result.targets.some((t: any) => t.name.startsWith('the place_order ceiling >= 60% of pgbench')));
   }
 });
 

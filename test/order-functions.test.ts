@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { placeOrderCall, placeOrdersCall } from '../src/orders/order-functions.ts';
+import type { VerifiedOrderInput } from '../src/orders/verified-order.ts';
+import { couponIdsOf, DEFAULT_SEED, DISCOUNT_RATE } from '../src/seed.ts';
+import { createTestEnv, dbState, type TestEnv } from './helpers.ts';
+
+// place_order and place_orders (sql/place-order.sql) called directly, with inputs that no longer
+// hold by the time the function runs: the service's own checks cannot catch these, only the
+// function's under its locks. Each refusal must name the first input that fails, in the service's
+// order (products by id, coupon, points), write nothing, and leave no lock held.
+//
+// The seed: product i costs 9.99 + (i - 1) x 10.00, stock 1,000, snapshot i; user 1 owns coupons
+// 1 (discount x0.85) and 2 (reduction 10.00 off 100.00); every user holds 10,000 points.
+
+let env: TestEnv;
+before(async () => { env = await createTestEnv(); });
+after(async () => { await env?.close(); });
+beforeEach(async () => { await env.reset(); });
+
+const [discountCoupon] = couponIdsOf(DEFAULT_SEED, 1) as [number];
+const discount = { kind: 'discount' as const, rate: DISCOUNT_RATE, threshold: null, amount: null };
+
+/** One order of user 1 for products 1 and 2 at one unit each: 9.99 + 19.99 = 29.98. */
+function order(patch: Partial<VerifiedOrderInput> = {}): VerifiedOrderInput {
+  return {
+    userId: 1, productIds: [1, 2], snapshotIds: [1, 2], counts: [1, 1], prices: ['9.99', '19.99'],
+    couponId: null, coupon: null, points: 0, pointsUsed: 0, total: '29.98', requestKey: randomUUID(), ...patch,
+  };
+}
+
+/** 29.98 x 0.85 = 25.483 -> 25.48; 100 points -> 24.48. */
+const withCouponAndPoints = () => order({ couponId: discountCoupon, coupon: discount, points: 100, pointsUsed: 100, total: '24.48' });
+
+/** No session of this database holds a row lock or waits for one once the call returned. */
+async function assertNoLocksHeld() {
+  const [row] = await env.sql<{ n: number }[]>`
+    select count(*)::int as n from pg_locks l join pg_stat_activity a using (pid)
+    where a.datname = current_database() and l.locktype in ('tuple', 'transactionid') and a.pid <> pg_backend_pid()`;
+  assert.equal(row!.n, 0);
+}
+
+// Each case: what changes after the order was priced, and the refusal the function must return.
+const refusals: { name: string; change: () => Promise<unknown>; input?: () => VerifiedOrderInput; refusal: object }[] = [
+  { name: 'unknown product', change: async () => {}, input: () => order({ productIds: [1, 42], snapshotIds: [1, 42] }),
+    refusal: { code: 'UNKNOWN_PRODUCT', productId: 42 } },
+  { name: 'off the shelf', change: () => env.sql`update product set on_shelf = false where id = 2`,
+    refusal: { code: 'OFF_SHELF', productId: 2 } },
+  { name: 'price changed', change: () => env.sql`update product set price = 25.00 where id = 2`,
+    refusal: { code: 'PRICE_CHANGED', productId: 2, price: '25.00', snapshotId: 2 } },
+  { name: 'snapshot changed (renamed, same price)', change: async () => {
+    await env.sql`insert into product_snapshot (id, product_id, name, price) values (500, 2, 'Product 2, renamed', 19.99)`;
+    await env.sql`update product set snapshot_id = 500 where id = 2`;
+  }, refusal: { code: 'SNAPSHOT_CHANGED', productId: 2, snapshotId: 500 } },
+  { name: 'out of stock', change: () => env.sql`update product set stock = 0 where id = 2`,
+    refusal: { code: 'OUT_OF_STOCK', productId: 2, available: 0, requested: 1 } },
+  { name: 'the first failing line wins (product 1 before 2)',
+    change: () => env.sql`update product set stock = 0 where id in (1, 2)`,
+    refusal: { code: 'OUT_OF_STOCK', productId: 1, available: 0, requested: 1 } },
+  { name: 'products before the coupon', change: () => env.sql`update product set stock = 0 where id = 2`,
+    input: () => ({ ...withCouponAndPoints(), couponId: 999 }), refusal: { code: 'OUT_OF_STOCK', productId: 2, available: 0, requested: 1 } },
+  { name: 'coupon not owned', change: async () => {}, input: () => ({ ...withCouponAndPoints(), userId: 2 }),
+    refusal: { code: 'COUPON_INVALID', couponId: discountCoupon, reason: 'not_owned' } },
+  // Another order of user 1 used it first: product 3, 29.99 x 0.85 = 25.4915 -> 25.49.
+  { name: 'coupon used meanwhile', change: () => placeOrderCall(env.sql, order({ productIds: [3], snapshotIds: [3], counts: [1],
+    prices: ['29.99'], couponId: discountCoupon, coupon: discount, total: '25.49' })),
+    input: withCouponAndPoints, refusal: { code: 'COUPON_INVALID', couponId: discountCoupon, reason: 'used' } },
+  { name: 'coupon redefined meanwhile', change: () => env.sql`update user_coupon set rate = 0.5 where id = ${discountCoupon}`,
+    input: withCouponAndPoints, refusal: { code: 'COUPON_CHANGED', couponId: discountCoupon } },
+  { name: 'coupon before points', change: () => env.sql`update user_coupon set rate = 0.5 where id = ${discountCoupon}`,
+    input: () => ({ ...withCouponAndPoints(), points: 20_000 }), refusal: { code: 'COUPON_CHANGED', couponId: discountCoupon } },
+  { name: 'points spent meanwhile', change: () => env.sql`update points set balance = 99 where user_id = 1`,
+    input: withCouponAndPoints, refusal: { code: 'POINTS_INSUFFICIENT', requested: 100, balance: 99 } },
+];
+
+describe('place_order refuses what no longer holds: the first failing input, nothing written, no lock left', () => {
+  for (const c of refusals) {
+    test(c.name, async () => {
+      await c.change();
+      const before = await dbState(env.sql);
+      const result = await placeOrderCall(env.sql, (c.input ?? order)());
+      assert.deepEqual(result, { orderId: null, createdAt: null, refusal: c.refusal });
+      assert.deepEqual(await dbState(env.sql), before);
+      await assertNoLocksHeld();
+    });
+  }
+});
+
+describe('place_orders: the same refusals per entry, its neighbours placed', () => {
+  test('every refusal in one batch beside a valid order each time', async () => {
+    for (const c of refusals) {
+      await env.reset();
+      await c.change();
+      const before = await dbState(env.sql);
+      // A valid order of product 3 (29.99) by user 3, then the refused one.
+      const valid = order({ userId: 3, productIds: [3], snapshotIds: [3], counts: [2], prices: ['29.99'], total: '59.98' });
+      const results = await placeOrdersCall(env.sql, [{ input: valid, verifyOnly: false }, { input: (c.input ?? order)(), verifyOnly: false }]);
+      assert.deepEqual(results.get(1), { idx: 1, orderId: null, createdAt: null, refusal: c.refusal }, c.name);
+      assert.ok(results.get(0)!.orderId, c.name);
+      const after = await dbState(env.sql);
+      // Only the valid order was written: 2 units of product 3, one order, one line.
+      assert.deepEqual(after, { ...before, stock: before.stock - 2, sales: before.sales + 2, orders: before.orders + 1, items: before.items + 1 }, c.name);
+    }
+  });
+});
+
+describe('place_order writes what it verified', () => {
+  test('products, coupon and points: stock, sales, lines, coupon and balance as worked out by hand', async () => {
+    // 2 x 9.99 + 19.99 = 39.97; x0.85 = 33.9745 -> 33.97; 100 points -> 32.97.
+    const input = { ...withCouponAndPoints(), counts: [2, 1], total: '32.97' };
+    const result = await placeOrderCall(env.sql, input);
+    assert.equal(result.refusal, null);
+    const [o] = await env.sql`select id, user_id, total_amount, coupon_id, points_used, request_key from orders`;
+    assert.deepEqual({ ...o }, { id: result.orderId, userId: 1, totalAmount: '32.97', couponId: discountCoupon, pointsUsed: 100, requestKey: input.requestKey });
+    const lines = await env.sql`select product_id, snapshot_id, count, unit_price from order_item order by product_id`;
+    assert.deepEqual(lines.map((l) => ({ ...l })), [
+      { productId: 1, snapshotId: 1, count: 2, unitPrice: '9.99' }, { productId: 2, snapshotId: 2, count: 1, unitPrice: '19.99' }]);
+    const stock = await env.sql`select id, stock, sales from product where id in (1, 2) order by id`;
+    assert.deepEqual(stock.map((r) => ({ ...r })), [{ id: 1, stock: 998, sales: 2 }, { id: 2, stock: 999, sales: 1 }]);
+    const [coupon] = await env.sql`select status, order_id from user_coupon where id = ${discountCoupon}`;
+    assert.deepEqual({ ...coupon }, { status: 'used', orderId: result.orderId });
+    const [points] = await env.sql`select balance from points where user_id = 1`;
+    assert.equal(points!.balance, 9_900);
+  });
+
+  test('two orders locking the same products in opposite line orders, 200 times at once: no deadlock, stock conserved', async () => {
+    const calls = Array.from({ length: 200 }, (_, k) => placeOrderCall(env.sql, k % 2
+      ? order({ userId: 1 + (k % 50), productIds: [2, 1], snapshotIds: [2, 1], counts: [1, 1], prices: ['19.99', '9.99'] })
+      : order({ userId: 1 + (k % 50) })));
+    const results = await Promise.all(calls);
+    assert.ok(results.every((r) => r.orderId !== null && r.refusal === null));
+    const stock = await env.sql`select id, stock, sales from product where id in (1, 2) order by id`;
+    assert.deepEqual(stock.map((r) => ({ ...r })), [{ id: 1, stock: 800, sales: 200 }, { id: 2, stock: 800, sales: 200 }]);
+  });
+});
