@@ -64,6 +64,13 @@ const envSchema = z.object({
   // A session found in Redis is trusted this long without asking again (0: ask every request), so
   // a deleted session keeps working for at most this long: a Redis round trip saved per request.
   SESSION_CACHE_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  // Admission control of POST /orders/:variant, shared by every service process through Redis:
+  // at most ADMISSION_USER_LIMIT orders per user and ADMISSION_TOTAL_LIMIT orders in all per
+  // ADMISSION_WINDOW_SECONDS (fixed windows); beyond, 429 with Retry-After. 0: no such limit (the
+  // default: a flash sale's limits depend on its stock and traffic, and the bench measures without).
+  ADMISSION_USER_LIMIT: z.coerce.number().int().min(0).default(0),
+  ADMISSION_TOTAL_LIMIT: z.coerce.number().int().min(0).default(0),
+  ADMISSION_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(1),
 });
 
 export interface Config {
@@ -89,6 +96,8 @@ export interface Config {
   orderBatch: { maxOrders: number; waitMs: number; inFlight: number };
   lifecycle: { paymentTtlSeconds: number; sweepIntervalMs: number; idempotencyKeyTtlSeconds: number };
   sessionCacheMs: number;
+  /** Orders admitted per user and in all per window; 0: that limit is off. */
+  admission: { perUser: number; overall: number; windowSeconds: number };
 }
 
 export class ConfigError extends Error {}
@@ -129,6 +138,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       idempotencyKeyTtlSeconds: e.IDEMPOTENCY_KEY_TTL_SECONDS,
     },
     sessionCacheMs: e.SESSION_CACHE_MS,
+    admission: { perUser: e.ADMISSION_USER_LIMIT, overall: e.ADMISSION_TOTAL_LIMIT, windowSeconds: e.ADMISSION_WINDOW_SECONDS },
   };
 }
 

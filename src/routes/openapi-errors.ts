@@ -14,7 +14,7 @@ function errorBody(codes: [ErrorCode, ...ErrorCode[]]) {
   });
 }
 
-const RETRY_AFTER_CODES = new Set<ErrorCode>(['SERIALIZATION_FAILURE', 'IDEMPOTENCY_KEY_IN_USE', 'TIMEOUT', 'SERVICE_BUSY', 'SERVICE_UNAVAILABLE', 'OUTCOME_UNKNOWN']);
+const RETRY_AFTER_CODES = new Set<ErrorCode>(['RATE_LIMITED', 'SERIALIZATION_FAILURE', 'IDEMPOTENCY_KEY_IN_USE', 'TIMEOUT', 'SERVICE_BUSY', 'SERVICE_UNAVAILABLE', 'OUTCOME_UNKNOWN']);
 
 /** The `responses` entries for `codes`, one per status. */
 export function errorResponses(codes: ErrorCode[]) {

@@ -12,6 +12,7 @@ import type { PlacedOrder } from '../orders/place-order.ts';
 import { findOrder } from '../orders/queries.ts';
 import { VARIANT_NAMES, type PlaceOrderFn, type VariantName } from '../orders/variants/index.ts';
 import { withConnection, type Database } from '../transaction.ts';
+import { admissionControl } from './admission.ts';
 import { requireSession } from './auth.ts';
 import { bodyLimit } from './body-limit.ts';
 import { readBodyAsJson } from './json-body.ts';
@@ -26,7 +27,10 @@ export function orderRoutes({ db, redis, config, variants, log }:
 
   app.use('*', requireSession(redis, config.sessionCacheMs));
 
+  const admission = admissionControl(redis, config.admission);
   const placeOrder = placeOrderRoute([
+    // Before the body is read: a refused order costs one Redis round trip.
+    ...(admission ? [admission] : []),
     bodyLimit({
       maxSize: config.bodyLimitBytes,
       // The body is left unread, so the connection cannot carry another request: say so, or a
