@@ -64,8 +64,8 @@ export function sweepScale(connections: number, orders: number, warmup: number) 
 }
 
 /**
- * Runs scenarios x variants x connections, `repeat` rounds; each round walks the user counts in
- * the other direction, so that neither end always runs first.
+ * Runs scenarios x variants x connections, `repeat` rounds; each round walks the user counts and
+ * the variants in the other direction, so that neither end and neither variant always runs first.
  */
 export async function runConcurrencySweep(scenarios: Scenario[], variants: VariantName[], connections: number[],
   o: { orders: (users: number) => number; warmup: (users: number) => number; repeat: number },
@@ -76,7 +76,7 @@ export async function runConcurrencySweep(scenarios: Scenario[], variants: Varia
     const order = round % 2 ? connections : [...connections].reverse();
     for (const scenario of scenarios) {
       for (const n of order) {
-        for (const variant of variants) {
+        for (const variant of round % 2 ? variants : [...variants].reverse()) {
           const label = `[sweep round ${round}] ${scenario.name} ${variant} ${n} users`;
           progress.before(label);
           const { scale, warmupOrdersPerConnection } = sweepScale(n, o.orders(n), o.warmup(n));
@@ -94,6 +94,7 @@ export async function runConcurrencySweep(scenarios: Scenario[], variants: Varia
   return { connections, runs, cells: summarizeSweep(runs, connections) };
 }
 
+/** Per scenario, variant and user count: medians and ranges of the rounds, and the ratios of their medians. */
 export function summarizeSweep(runs: SweepRun[], connections: number[]): SweepCell[] {
   const of = (s: ScenarioName, v: VariantName, n: number) => runs.filter((r) => r.scenario === s && r.variant === v && r.connections === n);
   const median = (rs: SweepRun[]) => (rs.length ? spread(rs.map((r) => r.ordersPerSec)).median : null);

@@ -11,6 +11,7 @@ import { DEFAULT_SWEEP_CONNECTIONS, runConcurrencySweep, SWEEP_ORDERS, SWEEP_SCE
 import { FLOOR_MIN_REQUESTS, floorOrdersPerConnection, runFloor, type FloorRun } from './floor.ts';
 import { FAULT_NAMES, FAULTS, type FaultName } from './faults/faults.ts';
 import { FAULT_DEFAULTS, faultBenchOptions } from './faults/options.ts';
+import { BOTS, BOTS_LIMITS, BOTS_MODES, BOTS_SHAPE, runBots, type BotsResult } from './bots.ts';
 import { LIFECYCLE, runLifecycleCell, type LifecycleCell } from './lifecycle.ts';
 import { describeMachine } from './machine.ts';
 import { runOpenLoop, type OpenPoint, type OpenStep } from './open-run.ts';
@@ -25,7 +26,7 @@ import { stopAllServices } from './service-process.ts';
 import { findServices, ownServices, USUAL_PROBES } from '../servers/services.ts';
 import { findPgBouncer, PGBOUNCER_INSTALL, startOwnPgBouncer } from '../servers/own-pgbouncer.ts';
 import { summarize } from './summary.ts';
-import { ceilingTargets, evaluateTargets, scaleOutTargets, sweepTargets } from './targets.ts';
+import { botsTargets, ceilingTargets, evaluateTargets, scaleOutTargets, sweepTargets } from './targets.ts';
 
 const positiveInt = (value: string) => {
   const n = Number(value);
@@ -62,7 +63,7 @@ const DEFAULT_OPEN_DURATION = 5;
 const DEFAULT_CEILING_DURATION = 8;
 /** The lifecycle scenario's buyers x orders each (full and --quick); --connections and --orders override. */
 const LIFECYCLE_SCALE = { full: { buyers: 20, ordersPerBuyer: 15 }, quick: { buyers: 3, ordersPerBuyer: 3 } };
-const ALL_SCENARIOS = [...SCENARIO_NAMES, LIFECYCLE] as const;
+const ALL_SCENARIOS = [...SCENARIO_NAMES, LIFECYCLE, BOTS] as const;
 /** What the settings' cost is measured on: mixed-100's users, this many orders each, through the first of these variants run. */
 const SETTINGS_SCENARIO: ScenarioName = 'mixed-100';
 const SETTINGS_ORDERS_PER_USER = 20;
@@ -119,6 +120,9 @@ Scenarios (closed loop: users x orders each):
 ${SCENARIO_NAMES.map((s) => `  ${s.padEnd(11)} ${SCENARIOS[s].description}`).join('\n')}
   ${LIFECYCLE.padEnd(11)} ${LIFECYCLE_SCALE.full.buyers} buyers x ${LIFECYCLE_SCALE.full.ordersPerBuyer} orders on 3 hot products, then pay / cancel /
               expire (2 s deadline), some resent under the same Idempotency-Key; audited once settled
+  ${BOTS.padEnd(11)} ${BOTS_SHAPE.full.buyers} buyers x ${BOTS_SHAPE.full.ordersPerBuyer} orders of the one product (stock: exactly their demand) while ${BOTS_SHAPE.full.bots} bot users
+              flood it from ${BOTS_SHAPE.full.connectionsPerBot} connections each; runs: ${BOTS_MODES.join(' / ')} (${BOTS_LIMITS.perUser} orders per user
+              per ${BOTS_LIMITS.windowSeconds} s); reports the buyers' success rate and latency
 
 Closed loop: every user sends its next order when the last one is answered, so latency mostly
 restates users / throughput. Open loop (--open-loop): the scenario's orders arrive at a fixed rate
@@ -203,7 +207,7 @@ async function main(): Promise<number> {
       connections: users ?? (o.quick ? Math.min(QUICK.connections, SCENARIOS[name].connections) : SCENARIOS[name].connections),
       ordersPerConnection: o.orders ?? (o.quick ? QUICK.ordersPerConnection : SCENARIOS[name].ordersPerConnection),
     });
-    const closedScenarios = o.scenarios.filter((s): s is ScenarioName => s !== LIFECYCLE);
+    const closedScenarios = o.scenarios.filter((s): s is ScenarioName => s !== LIFECYCLE && s !== BOTS);
     const planned = planRounds(closedScenarios.map((name) => ({ name, scale: scaleOf(name) })), o.variants, repeat, o.pool);
     const ceilingMissing = !o.ceiling ? 'not measured: --no-ceiling' : machine.pgbench ? null : 'no pgbench on PATH';
     const ceilingDuration = o.ceilingDuration ?? (o.quick ? QUICK.ceilingDuration : DEFAULT_CEILING_DURATION);
@@ -215,6 +219,9 @@ async function main(): Promise<number> {
       ordersPerBuyer: o.orders ?? LIFECYCLE_SCALE[o.quick ? 'quick' : 'full'].ordersPerBuyer,
     };
     const lifecycleVariants = o.scenarios.includes(LIFECYCLE) ? o.variants : [];
+    const botsVariants = o.scenarios.includes(BOTS) ? o.variants : [];
+    const botsShape = { ...BOTS_SHAPE[o.quick ? 'quick' : 'full'], ...(users && { buyers: users }), ...(o.orders && { ordersPerBuyer: o.orders }) };
+    const botsRunSec = estimateHttpRunSec({ connections: botsShape.buyers, ordersPerConnection: botsShape.ordersPerBuyer });
     // By default, the open loop follows the scenarios run. Shares of capacity need that capacity
     // measured: a scenario named for the open loop alone needs --rate.
     const explicitOpen = program.getOptionValueSource('openLoop') === 'cli';
@@ -235,7 +242,7 @@ async function main(): Promise<number> {
     const sweepConnections = !o.sweep ? [] : (o.connections?.length ?? 0) > 1 ? o.connections! : fullScale ? DEFAULT_SWEEP_CONNECTIONS : [];
     const sweepScenarios = SWEEP_SCENARIOS.filter((s) => o.scenarios.includes(s));
     const sweepVariants = SWEEP_VARIANTS.filter((v) => o.variants.includes(v));
-    const sweepOrders = (n: number) => (o.orders ? o.orders * n : SWEEP_ORDERS);
+    const sweepOrders = (n: number) => (o.orders ? o.orders * n : o.quick ? QUICK.ordersPerConnection * n : SWEEP_ORDERS);
     const sweepRunSec = (n: number) => estimateHttpRunSec(sweepScale(n, sweepOrders(n), SWEEP_WARMUP).scale);
     const sweepRuns = sweepConnections.length && sweepVariants.length ? sweepScenarios.length * sweepVariants.length * sweepConnections.length * repeat : 0;
     let poolerMissing = pgbouncer ? null : `no pgbouncer on PATH (${PGBOUNCER_INSTALL})`;
@@ -248,6 +255,7 @@ async function main(): Promise<number> {
     const estimate = planned.reduce((t, c, k) => t + estimateCellSec(c.scale, sellsOut(SCENARIOS[c.scenario])) +
       (startsGroup(planned, k) ? floorSec(c.scale) + (ceilingMissing ? 0 : ceilingSec(c.scenario, c.scale)) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
       lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + (settingsRuns + scaleOutRuns) * estimateHttpRunSec(settingsScale) +
+      botsVariants.length * BOTS_MODES.length * repeat * botsRunSec +
       sweepConnections.reduce((t, n) => t + sweepRunSec(n), 0) * (sweepRuns / Math.max(1, sweepConnections.length));
     log(`bench: ${o.variants.length} variants x ${o.scenarios.length} scenarios x ${repeat} round${repeat > 1 ? 's' : ''}` +
       (openScenarios.length ? `, open loop on ${openScenarios.join(', ')} at ${o.rate ? `${o.rate.join(', ')} req/s` : `${o.load.join('/')}% of capacity`}` : '') +
@@ -318,6 +326,12 @@ async function main(): Promise<number> {
       clock.done(estimateLifecycleSec(lifecycleScale));
     }
 
+    const bots: BotsResult | null = botsVariants.length ? await runBots(botsVariants, botsShape, repeat,
+      { databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool }, {
+        before: (label) => log(`${label}: ${clock.line()}`),
+        after: () => clock.done(botsRunSec),
+      }) : null;
+
     let settingsCost: SettingsCost | null = null;
     if (settingsRuns && settingsVariant) {
       settingsCost = await runSettingsCost(SCENARIOS[SETTINGS_SCENARIO], settingsVariant, settingsScale, repeat, {
@@ -346,9 +360,11 @@ async function main(): Promise<number> {
       });
     }
 
-        let sweep: ConcurrencySweep | null = null;
+    let sweep: ConcurrencySweep | null = null;
     if (sweepRuns) {
-      const warmup = o.quick ? (n: number) => QUICK.warmup * n : program.getOptionValueSource('warmup') === 'cli' ? (n: number) => o.warmup * n : () => SWEEP_WARMUP;
+      // Warm-up orders in total: per user as given, else the sweep's own total whatever the users.
+      const warmup = o.quick ? (n: number) => QUICK.warmup * n
+        : program.getOptionValueSource('warmup') === 'cli' ? (n: number) => o.warmup * n : () => SWEEP_WARMUP;
       sweep = await runConcurrencySweep(sweepScenarios.map((s) => SCENARIOS[s]), sweepVariants, sweepConnections,
         { orders: sweepOrders, warmup, repeat }, { databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool }, {
           before: (label) => log(`${label}: ${clock.line()}`),
@@ -357,15 +373,18 @@ async function main(): Promise<number> {
     }
 
     const targets = [...evaluateTargets(summaries, { fullScale }), ...ceilingTargets(ceilings, { fullScale }),
-      ...(scaleOut ? scaleOutTargets(scaleOut, { fullScale }) : []), ...(sweep ? sweepTargets(sweep, { fullScale: fullScale && !o.orders }) : [])];
+      ...(scaleOut ? scaleOutTargets(scaleOut, { fullScale }) : []), ...(bots ? botsTargets(bots, { fullScale }) : []),
+      // The sweep's targets speak of 16, 100 and 300 users: judged at those only.
+      ...(sweep ? sweepTargets(sweep, { fullScale: !o.quick && !o.orders && sweepConnections.join() === DEFAULT_SWEEP_CONNECTIONS.join() }) : [])];
     const tookSec = (Date.now() - started) / 1000;
-    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, floors, pools: o.pool, open, lifecycle, settingsCost, scaleOut, sweep, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
+    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, floors, pools: o.pool, open, lifecycle, bots, settingsCost, scaleOut, sweep, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
     process.stdout.write(`\n${written.console}\n`);
     log(`written: ${written.files.join(', ')} (${minutes(tookSec)}, estimated ${minutes(estimate)})`);
     const damaged = [
       ...summaries.filter((c) => c.variant !== 'no-tx' && (!c.http.clean || !c.direct.clean)).map((c) => `${c.scenario}/${c.variant}`),
       ...open.filter((p) => p.variant !== 'no-tx' && !p.audit.clean).map((p) => `${p.scenario}/${p.variant} open loop at ${Math.round(p.offeredPerSec)}/s`),
       ...lifecycle.filter((c) => c.variant !== 'no-tx' && !c.audit.clean).map((c) => `${LIFECYCLE}/${c.variant}`),
+      ...(bots?.cells.filter((c) => c.variant !== 'no-tx' && !c.clean).map((c) => `${BOTS}/${c.variant} (${c.mode})`) ?? []),
       ...(settingsCost?.settings.filter((c) => !c.clean).map((c) => `${SETTINGS_SCENARIO}/${settingsCost!.variant} with ${c.setting}`) ?? []),
       ...(scaleOut?.cells.filter((c) => !c.clean).map((c) => `${SETTINGS_SCENARIO}/${c.variant} with ${c.processes} processes ${c.path}`) ?? []),
       ...(sweep?.cells.filter((c) => !c.clean).map((c) => `${c.scenario}/${c.variant} with ${c.connections} users`) ?? []),

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Table from 'cli-table3';
+import type { BotsResult } from './bots.ts';
 import type { CeilingRun } from './ceiling.ts';
 import type { ConcurrencySweep } from './concurrency.ts';
 import type { FloorRun } from './floor.ts';
@@ -32,6 +33,8 @@ export interface Report {
   pools: number[];
   open: OpenPoint[];
   lifecycle: LifecycleCell[];
+  /** The bots scenario; null when not run. */
+  bots: BotsResult | null;
   /** What metrics, logs and the session cache cost; null when not measured. */
   settingsCost: SettingsCost | null;
   /** Many service processes, directly and through a pooler; null when not measured. */
@@ -191,6 +194,7 @@ function consoleReport(r: Report): string {
       `${scenarioTitle(name, cells, r)}\n${ceilingLine(pool, name, r)}\n${floorLine(pool, name, r)}\n${table(HEADER, rows(cells))}`),
     ...byScenario(r.open).map(([name, points]) => `${openTitle(name, points)}\n${table(OPEN_HEADER, openRows(points))}`),
     ...(r.lifecycle.length ? [`${lifecycleTitle(r.lifecycle)}\n${table(LIFECYCLE_HEADER, lifecycleRows(r.lifecycle))}`] : []),
+    ...(r.bots ? [`${botsTitle(r.bots, r.repeat)}\n${table(BOTS_HEADER, botsRows(r.bots, r.repeat))}`] : []),
     ...(r.settingsCost ? [`${settingsTitle(r.settingsCost, r.repeat)}\n${table(SETTINGS_HEADER, settingsRows(r.settingsCost, r.repeat))}`] : []),
     ...(r.scaleOut ? [`${scaleOutTitle(r.scaleOut, r.repeat)}\n${table(SCALE_OUT_HEADER, scaleOutRows(r.scaleOut, r.repeat))}`] : []),
     ...(r.sweep ? [`${sweepTitle(r.sweep, r.repeat)}\n${table(SWEEP_HEADER, sweepRows(r.sweep, r.repeat))}`] : []),
@@ -223,6 +227,7 @@ function markdownReport(r: Report): string {
   if (r.lifecycle.length) {
     lines.push('', `## ${lifecycleTitle(r.lifecycle)}`, '', ...markdownTable(LIFECYCLE_HEADER, lifecycleRows(r.lifecycle)));
   }
+  if (r.bots) lines.push('', `## ${botsTitle(r.bots, r.repeat)}`, '', ...markdownTable(BOTS_HEADER, botsRows(r.bots, r.repeat)));
   if (r.settingsCost) {
     lines.push('', `## ${settingsTitle(r.settingsCost, r.repeat)}`, '', ...markdownTable(SETTINGS_HEADER, settingsRows(r.settingsCost, r.repeat)));
   }
@@ -281,6 +286,21 @@ function sweepRows(s: ConcurrencySweep, repeat: number): string[][] {
     c.clean ? 'clean' : 'FAILED']);
 }
 
+const BOTS_HEADER = ['variant', 'run', 'buyers placed', 'buyers p50 ms', 'buyers p99 ms', 'bots placed', 'audit'];
+
+function botsTitle(b: BotsResult, repeat: number): string {
+  const s = b.shape;
+  return `bots: ${s.buyers} buyers x ${s.ordersPerBuyer} orders of one product (stock ${s.buyers * s.ordersPerBuyer}), ${s.bots} bots x ` +
+    `${s.connectionsPerBot} connections flooding it; limits on: ${b.limits.perUser} orders per user per ${b.limits.windowSeconds} s; ` +
+    `${repeat} run${repeat > 1 ? 's' : ''} each${repeat > 1 ? ', interleaved: median (min-max)' : ''}`;
+}
+
+function botsRows(b: BotsResult, repeat: number): string[][] {
+  const share = (x: number) => `${(x * 100).toFixed(1)}%`;
+  return b.cells.map((c) => [c.variant, c.mode, ranged(c.successRate, share, repeat), ranged(c.p50Ms, ms, repeat),
+    ranged(c.p99Ms, ms, repeat), c.mode === 'no bots' ? '-' : ranged(c.botSuccesses, fmt, repeat), c.clean ? 'clean' : 'FAILED']);
+}
+
 const LIFECYCLE_HEADER = ['variant', 'placed', 'refused', 'paid', 'cancelled', 'expired', 'resent (same key)', 'replay mismatches', 'took', 'audit'];
 
 function lifecycleTitle(cells: LifecycleCell[]): string {
@@ -321,6 +341,7 @@ export async function writeReport(r: Report): Promise<{ console: string; files: 
     cells: r.cells.map((c) => ({ ...c, reference: SCENARIOS[c.scenario].reference[c.variant] ?? null })),
     openLoop: r.open,
     lifecycle: r.lifecycle,
+    bots: r.bots,
     settingsCost: r.settingsCost,
     scaleOut: r.scaleOut,
     sweep: r.sweep,

@@ -1,5 +1,6 @@
 import { TRANSACTIONAL_VARIANTS, type VariantName } from '../src/orders/variants/index.ts';
 import type { ScenarioName } from './scenarios.ts';
+import type { BotsResult } from './bots.ts';
 import type { CeilingRun } from './ceiling.ts';
 import type { ConcurrencySweep } from './concurrency.ts';
 import type { ScaleOut } from './scale-out.ts';
@@ -99,7 +100,7 @@ function poolTargets(cells: CellSummary[], { fullScale }: { fullScale: boolean }
       `${b.ceilingShare.median.toFixed(2)}x ${Math.round(b.ceilingOrdersPerSec!.median)}`);
   });
 
-    // Not judged on the flash sale: there nearly every request is a refusal, and its cost falls on 100 successes.
+  // Not judged on the flash sale: there nearly every request is a refusal, and its cost falls on 100 successes.
   const oneTrip = cells.filter((c) => c.variant === 'one-round-trip' && c.scenario !== 'flash-sale');
   add(`one-round-trip: service CPU <= ${CPU_PER_ORDER_TARGET_MS} ms per successful order in every scenario but the flash sale (median)`, oneTrip, () => {
     const measured = oneTrip.filter((c) => c.serviceCpuMsPerOrder);
@@ -199,16 +200,23 @@ export function scaleOutTargets(s: ScaleOut, { fullScale }: { fullScale: boolean
   return targets;
 }
 
-/** The database's side: the order function's ceiling as a share of pgbench -N, per scenario that has both (median of the rounds). */
+/**
+ * The database's side: the order function's ceiling as a share of pgbench -N, per pool and scenario
+ * that have both (median of the rounds); one target per pool, named by it when several ran.
+ */
 export function ceilingTargets(ceilings: CeilingRun[], { fullScale }: { fullScale: boolean }): Target[] {
   const both = ceilings.filter((c) => c.ordersPerSec && c.simpleUpdateTps);
-  if (!both.length) return [];
-  const scenarios = [...new Set(both.map((c) => c.scenario))];
-  const shares = scenarios.map((s) => ({ s, share: spread(both.filter((c) => c.scenario === s).map((c) => c.ordersPerSec! / c.simpleUpdateTps!)).median }));
-  const met = shares.every((x) => x.share >= SIMPLE_UPDATE_SHARE_TARGET);
-  const detail = shares.map((x) => `${x.s} ${(x.share * 100).toFixed(0)}%`).join(', ');
-  return [{ name: `the place_order ceiling >= ${SIMPLE_UPDATE_SHARE_TARGET * 100}% of pgbench's built-in simple update (-N) at the same clients (median)`,
-    ...(fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` }) }];
+  const pools = [...new Set(both.map((c) => c.pool))];
+  return pools.map((pool) => {
+    const mine = both.filter((c) => c.pool === pool);
+    const scenarios = [...new Set(mine.map((c) => c.scenario))];
+    const shares = scenarios.map((s) => ({ s, share: spread(mine.filter((c) => c.scenario === s).map((c) => c.ordersPerSec! / c.simpleUpdateTps!)).median }));
+    const met = shares.every((x) => x.share >= SIMPLE_UPDATE_SHARE_TARGET);
+    const detail = shares.map((x) => `${x.s} ${(x.share * 100).toFixed(0)}%`).join(', ');
+    const name = `the place_order ceiling >= ${SIMPLE_UPDATE_SHARE_TARGET * 100}% of pgbench's built-in simple update (-N) at the same clients (median)`;
+    return { name: pools.length > 1 ? `pool ${pool}: ${name}` : name,
+      ...(fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` }) };
+  });
 }
 
 /** The concurrency sweep: batched holds its rate as users grow, and beats one-round-trip at 100 users. */
@@ -236,6 +244,33 @@ export function sweepTargets(s: ConcurrencySweep, { fullScale }: { fullScale: bo
       name: `concurrency sweep: batched >= ${multiple}x one-round-trip at ${users} users (median)`,
       ...judged(at.every((c) => c.vsOneRoundTrip! >= multiple), at.map((c) => `${c.scenario} ${c.vsOneRoundTrip!.toFixed(2)}x`).join(', ')),
     });
+  }
+  return targets;
+}
+
+/** With limits on, the ordinary buyers' success rate (median) at most this far below the no-bots run's. */
+export const BOTS_SUCCESS_POINTS = 0.05;
+
+/** The bots scenario: admission control keeps the ordinary buyers' successes; every audit clean. */
+export function botsTargets(b: BotsResult, { fullScale }: { fullScale: boolean }): Target[] {
+  const variants = [...new Set(b.cells.map((c) => c.variant))];
+  const rate = (v: string, mode: string) => b.cells.find((c) => c.variant === v && c.mode === mode)?.successRate.median;
+  const compared = variants.flatMap((v) => {
+    const [none, on] = [rate(v, 'no bots'), rate(v, 'bots, limits on')];
+    return none === undefined || on === undefined ? [] : [{ v, none, on }];
+  });
+  const targets: Target[] = [];
+  const transactional = b.cells.filter((c) => (TRANSACTIONAL_VARIANTS as string[]).includes(c.variant));
+  if (transactional.length) {
+    targets.push({ name: 'bots: every run of every transactional variant audited clean', met: transactional.every((c) => c.clean),
+      detail: transactional.filter((c) => !c.clean).map((c) => `${c.variant} (${c.mode})`).join(', ') || `${b.runs.length} runs` });
+  }
+  if (compared.length) {
+    const pts = (x: number) => `${(x * 100).toFixed(1)}%`;
+    const detail = compared.map((c) => `${c.v} ${pts(c.on)} vs ${pts(c.none)}`).join(', ');
+    const met = compared.every((c) => c.on >= c.none - BOTS_SUCCESS_POINTS);
+    targets.push({ name: `bots: with limits on, the ordinary buyers' success rate within ${BOTS_SUCCESS_POINTS * 100} points of the no-bots run (median)`,
+      ...(fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` }) });
   }
   return targets;
 }

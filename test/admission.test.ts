@@ -85,6 +85,18 @@ describe('admission control', () => {
     assert.equal((await dbState(env.sql)).orders, 5);
   });
 
+  test('an order the overall limit refuses gives its user\'s count back: retries into a full window cost no allowance', async () => {
+    const app = appWith({ perUser: 2, overall: 3, windowSeconds: 30 });
+    assert.deepEqual((await orders(app, [1, 2, 3])).map((r) => r.status), [201, 201, 201]);
+    // User 4 retries 5 times into the full window: refused by the overall limit each time, and
+    // their own allowance stays whole (r=2 of 2) instead of running out after the second.
+    for (const res of await orders(app, [4, 4, 4, 4, 4])) {
+      await assertLimited(res, 'overall', 30);
+      assert.match(res.headers.get('RateLimit')!, /^"per-user";r=2;t=\d+, "overall";r=0;t=\d+$/);
+    }
+    assert.equal((await dbState(env.sql)).orders, 3);
+  });
+
   test('two service instances on one Redis share the counts', async () => {
     const other = createRedis(env.config);
     await other.connect();

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import type { AuditResult } from '../bench/audit.ts';
 import { ceilingClients, ceilingSeed, type CeilingRun } from '../bench/ceiling.ts';
+import { summarizeBots, type BotsRun } from '../bench/bots.ts';
 import { summarizeSweep, sweepScale, type SweepRun } from '../bench/concurrency.ts';
 import { FLOOR_MIN_REQUESTS, floorOrdersPerConnection, type FloorRun } from '../bench/floor.ts';
 import { parsePgbenchOutput } from '../bench/pgbench-output.ts';
@@ -13,7 +14,7 @@ import { childrenOf, cpuBetween, parseProcStat } from '../bench/proc-cpu.ts';
 import type { Cell } from '../bench/run.ts';
 import { SCENARIOS, seedFor, type ScenarioName } from '../bench/scenarios.ts';
 import { summarize } from '../bench/summary.ts';
-import { ceilingTargets, evaluateTargets, sweepTargets, type Target } from '../bench/targets.ts';
+import { botsTargets, ceilingTargets, evaluateTargets, sweepTargets, type Target } from '../bench/targets.ts';
 import type { VariantName } from '../src/orders/variants/index.ts';
 
 // The pieces of the bench's CPU and ceiling figures, on hand-written input: what /proc and pgbench
@@ -286,9 +287,29 @@ test('concurrency sweep: runs per user count, batched over its fewest users and 
 });
 
 test('HTTP floor runs: at least the minimum of requests in total, never fewer than the scenario\'s own', () => {
-  // 30,000 over 100 users = 300 each; over 10 users 3,000 each; the flash sale's 300 each already reach it.
+  // 30,000 over 100 users = 300 each; over 10 users 3,000 each; 100 users' own 400 each are more already.
   assert.equal(floorOrdersPerConnection({ connections: 100, ordersPerConnection: 30 }, FLOOR_MIN_REQUESTS), 300);
   assert.equal(floorOrdersPerConnection({ connections: 10, ordersPerConnection: 300 }, FLOOR_MIN_REQUESTS), 3000);
   assert.equal(floorOrdersPerConnection({ connections: 100, ordersPerConnection: 400 }, FLOOR_MIN_REQUESTS), 400);
   assert.equal(floorOrdersPerConnection({ connections: 3, ordersPerConnection: 4 }, 0), 4, 'a smoke run: the scenario\'s own');
+});
+
+test('bots: the buyers\' success rate with limits on against the no-bots run, within 5 points (medians)', () => {
+  const r = (variant: VariantName, mode: BotsRun['mode'], round: number, successes: number, clean = true): BotsRun => ({
+    variant, mode, round, clean, problems: [],
+    buyers: { requests: 500, successes, successRate: successes / 500, latencyMs: { count: 500, p50: 1, p75: 1, p90: 1, p99: 2, p999: 2, max: 2 }, failures: {} },
+    bots: { requests: 0, successes: 0, rateLimited: 0 },
+  });
+  const runs = [
+    // row-lock: no bots 500, 500 -> 100%; limits on 480, 490 -> 97%: 3 points below, met.
+    r('row-lock', 'no bots', 1, 500), r('row-lock', 'no bots', 2, 500), r('row-lock', 'bots, limits on', 1, 480), r('row-lock', 'bots, limits on', 2, 490),
+    // redis: limits on 470 -> 94%: 6 points below, missed; limits off 200 -> 40% (not judged).
+    r('redis', 'no bots', 1, 500), r('redis', 'bots, limits on', 1, 470), r('redis', 'bots, limits off', 1, 200, false),
+  ];
+  const cells = summarizeBots(runs);
+  assert.deepEqual(cells.find((c) => c.variant === 'row-lock' && c.mode === 'bots, limits on')!.successRate, { median: 0.97, min: 0.96, max: 0.98 });
+  const targets = botsTargets({ shape: { buyers: 100, ordersPerBuyer: 5, bots: 3, connectionsPerBot: 10 },
+    limits: { perUser: 5, overall: 0, windowSeconds: 10 }, runs, cells }, { fullScale: true });
+  assert.deepEqual(verdictOf(targets, 'bots: with limits on'), [false, 'row-lock 97.0% vs 100.0%, redis 94.0% vs 100.0%']);
+  assert.deepEqual(verdictOf(targets, 'bots: every run'), [false, 'redis (bots, limits off)']);
 });

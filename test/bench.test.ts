@@ -183,6 +183,21 @@ test('bench --quick at a tiny scale: every variant x scenario, audits clean, JSO
     assert.equal(cell.vsDirect, cell.ordersPerSec.median / direct.ordersPerSec.median);
   }
   assert.match(stdout, /Scale-out: mixed-100 over HTTP/);
+  // bots (--quick: 1 bot on 2 connections; --connections 3 --orders 4: 3 buyers x 4 orders): every
+  // variant without bots, with bots and limits off, with limits on; the buyers' 12 orders always
+  // sent, every run audited.
+  const bots = result.bots;
+  assert.equal(bots.runs.length, VARIANT_NAMES.length * 3);
+  for (const run of bots.runs) {
+    const what = `${run.variant} ${run.mode}`;
+    assert.equal(run.buyers.requests, 12, what);
+    if (run.variant !== 'no-tx') assert.ok(run.clean, `${what}: ${run.problems.join(', ')}`);
+    if (run.mode === 'no bots') assert.equal(run.bots.requests, 0, what);
+    // Limits on: the bot's allowance is 5 orders per 10 s, and it sends more.
+    if (run.mode === 'bots, limits on') assert.ok(run.bots.rateLimited > 0 && run.bots.successes <= 5, `${what}: ${JSON.stringify(run.bots)}`);
+    if (run.mode === 'bots, limits off') assert.equal(run.bots.rateLimited, 0, what);
+  }
+  assert.match(stdout, /bots: 3 buyers x 4 orders of one product/);
   assert.match(result.machine.gitSha, /^[0-9a-f]{40}$|^unknown$/);
   assert.ok(result.machine.postgres.version);
   assert.ok(result.machine.cpus >= 1);
