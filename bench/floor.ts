@@ -25,8 +25,8 @@ export interface FloorRun {
 
 /**
  * A floor run's measured requests at least (in total over its connections): the floor answers
- * ~8,000 requests/s on 2 cores, and a run of a few thousand ends within a second, before the app's
- * CPU per request settles (0.22-0.30 ms at 3,000 requests against 0.10-0.12 ms at 30,000, same machine).
+ * 10,000-17,000 requests/s on 2 cores, and a run of a few thousand ends within a second, before
+ * the app's CPU per request settles (0.22-0.30 ms at 3,000 requests, 0.044-0.074 ms at 30,000).
  */
 export const FLOOR_MIN_REQUESTS = 30_000;
 

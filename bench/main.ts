@@ -256,7 +256,7 @@ async function main(): Promise<number> {
       (startsGroup(planned, k) ? floorSec(c.scale) + (ceilingMissing ? 0 : ceilingSec(c.scenario, c.scale)) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
       lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + (settingsRuns + scaleOutRuns) * estimateHttpRunSec(settingsScale) +
       botsVariants.length * BOTS_MODES.length * repeat * botsRunSec +
-      sweepConnections.reduce((t, n) => t + sweepRunSec(n), 0) * (sweepRuns / Math.max(1, sweepConnections.length));
+      (sweepRuns ? sweepConnections.reduce((t, n) => t + sweepRunSec(n), 0) * sweepScenarios.length * sweepVariants.length * repeat : 0);
     log(`bench: ${o.variants.length} variants x ${o.scenarios.length} scenarios x ${repeat} round${repeat > 1 ? 's' : ''}` +
       (openScenarios.length ? `, open loop on ${openScenarios.join(', ')} at ${o.rate ? `${o.rate.join(', ')} req/s` : `${o.load.join('/')}% of capacity`}` : '') +
       `, pool ${o.pool.join(', ')}, ceiling ${ceilingMissing ? `n/a (${ceilingMissing})` : `by ${machine.pgbench}`}, PostgreSQL ${machine.postgres.version} (${services.origin.postgres}), Redis (${services.origin.redis}), ` +

@@ -63,13 +63,11 @@ export async function runPgbench(r: PgbenchRun): Promise<PgbenchResult> {
   try {
     const file = join(dir, 'order.sql');
     const builtin = 'builtin' in r.workload;
-    if (!builtin) await writeFile(file, (r.workload as { script: string }).script);
+    if ('script' in r.workload) await writeFile(file, r.workload.script);
     const length = 'durationSec' in r.length ? ['-T', String(r.length.durationSec)] : ['-t', String(r.length.transactionsPerClient)];
     // -n: no vacuum before the run; -M prepared: the service's driver prepares its statements too.
     const args = ['-n', '-M', 'prepared', '-c', String(r.clients), '-j', String(r.threads), ...length, ...(builtin ? ['-N'] : ['-f', file])];
-    // Its sessions pinned as the service's are, whatever the database's defaults.
-    const settings = { ...sessionSettings(), ...('schema' in r.workload ? { search_path: r.workload.schema } : {}) };
-    const output = await run(args, { ...process.env, ...libpqEnv(r.databaseUrl), PGOPTIONS: pgOptions(settings) }, dir);
+    const output = await run(args, pgbenchEnv(r.databaseUrl, 'schema' in r.workload ? r.workload.schema : undefined), dir);
     const figures = parsePgbenchOutput(output);
     if (!figures) throw new Error(`pgbench printed no tps:\n${output.slice(-2000)}`);
     return { ...figures, command: `pgbench ${args.join(' ').replace(file, 'order.sql')}` };
@@ -85,11 +83,19 @@ export async function runPgbench(r: PgbenchRun): Promise<PgbenchResult> {
 export async function initPgbenchTables(databaseUrl: string, schema: string, scale: number): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'orders-pgbench-'));
   try {
-    await run(['-i', '-q', '-s', String(scale)],
-      { ...process.env, ...libpqEnv(databaseUrl), PGOPTIONS: pgOptions({ ...sessionSettings(), search_path: schema }) }, dir);
+    await run(['-i', '-q', '-s', String(scale)], pgbenchEnv(databaseUrl, schema), dir);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * pgbench's environment: the connection in PG* variables, its sessions pinned as the service's
+ * are whatever the database's defaults, unqualified names resolved in `searchPath` when given.
+ */
+function pgbenchEnv(databaseUrl: string, searchPath?: string): NodeJS.ProcessEnv {
+  const settings = { ...sessionSettings(), ...(searchPath && { search_path: searchPath }) };
+  return { ...process.env, ...libpqEnv(databaseUrl), PGOPTIONS: pgOptions(settings) };
 }
 
 function run(args: string[], env: NodeJS.ProcessEnv, dir: string): Promise<string> {

@@ -55,9 +55,12 @@ export function estimateHttpRunSec(scale: Scale): number {
   return CELL_OVERHEAD_SEC / 2 + (scale.connections * scale.ordersPerConnection) / HTTP_PER_SEC;
 }
 
-/** A ceiling run: the schema and seed, then pgbench for its duration (the flash sale: its attempts at ~2,000/s). */
+/**
+ * A ceiling run: the schema and seed, then pgbench for its duration and pgbench -N as long beside
+ * it (the flash sale: its attempts at ~2,000/s, and no -N).
+ */
 export function estimateCeilingSec(scale: Scale, durationSec: number, sellsOut: boolean): number {
-  return 3 + (sellsOut ? (scale.connections * scale.ordersPerConnection) / 2000 : durationSec);
+  return 3 + (sellsOut ? (scale.connections * scale.ordersPerConnection) / 2000 : 2 * durationSec);
 }
 
 /** An HTTP floor run of `requests` measured requests: the bare app started, a warm-up of a tenth, ~5,000 requests/s. */

@@ -40,6 +40,12 @@ export const SWEEP_BATCHED_OVER_ONE_TRIP = { users: 100, multiple: 1.3 } as cons
 /** batched with 2 service processes, as a share of its one-process rate (directly). */
 export const BATCHED_TWO_PROCESSES_SHARE = 0.95;
 
+/** Throughput and CPU figures mean little at a reduced scale: there they are reported, not judged. */
+function judgedAt(fullScale: boolean) {
+  return (met: boolean, detail: string): Omit<Target, 'name'> =>
+    (fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` });
+}
+
 /**
  * Every target, per pool when the run swept several (each pool's figures are judged on their own,
  * and the targets' names say which pool).
@@ -58,8 +64,7 @@ function poolTargets(cells: CellSummary[], { fullScale }: { fullScale: boolean }
   const add = (name: string, relevant: CellSummary[], check: () => Omit<Target, 'name'>) => {
     if (relevant.length) targets.push({ name, ...check() });
   };
-  /** Throughput and CPU figures mean little at a reduced scale: reported, not judged. */
-  const judged = (met: boolean, detail: string) => (fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` });
+  const judged = judgedAt(fullScale);
   const runs = (cs: CellSummary[]) => cs.reduce((n, c) => n + c.runs.length, 0);
   const best = (cs: CellSummary[]) => cs.reduce((a, b) => (b.http.ordersPerSec.median > a.http.ordersPerSec.median ? b : a));
 
@@ -167,7 +172,7 @@ export const SCALE_OUT_TARGETS = { 2: 1.0, 4: 0.95 } as const;
 
 /** The scale-out targets: the pooler costs little, more processes cost no throughput, no 500, every audit clean. */
 export function scaleOutTargets(s: ScaleOut, { fullScale }: { fullScale: boolean }): Target[] {
-  const judged = (met: boolean, detail: string) => (fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` });
+  const judged = judgedAt(fullScale);
   const ran = s.cells.filter((c) => c.ordersPerSec);
   const pooled = s.cells.filter((c) => c.path === 'pooler');
   const ratio = (x: number | null) => (x === null ? 'n/a' : `${x.toFixed(2)}x`);
@@ -215,13 +220,13 @@ export function ceilingTargets(ceilings: CeilingRun[], { fullScale }: { fullScal
     const detail = shares.map((x) => `${x.s} ${(x.share * 100).toFixed(0)}%`).join(', ');
     const name = `the place_order ceiling >= ${SIMPLE_UPDATE_SHARE_TARGET * 100}% of pgbench's built-in simple update (-N) at the same clients (median)`;
     return { name: pools.length > 1 ? `pool ${pool}: ${name}` : name,
-      ...(fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` }) };
+      ...judgedAt(fullScale)(met, detail) };
   });
 }
 
 /** The concurrency sweep: batched holds its rate as users grow, and beats one-round-trip at 100 users. */
 export function sweepTargets(s: ConcurrencySweep, { fullScale }: { fullScale: boolean }): Target[] {
-  const judged = (met: boolean, detail: string) => (fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` });
+  const judged = judgedAt(fullScale);
   const ran = s.cells;
   const targets: Target[] = [{
     name: 'concurrency sweep: no 500 and every audit clean',
@@ -270,7 +275,7 @@ export function botsTargets(b: BotsResult, { fullScale }: { fullScale: boolean }
     const detail = compared.map((c) => `${c.v} ${pts(c.on)} vs ${pts(c.none)}`).join(', ');
     const met = compared.every((c) => c.on >= c.none - BOTS_SUCCESS_POINTS);
     targets.push({ name: `bots: with limits on, the ordinary buyers' success rate within ${BOTS_SUCCESS_POINTS * 100} points of the no-bots run (median)`,
-      ...(fullScale ? { met, detail } : { met: null, detail: `${detail} (not judged: reduced scale)` }) });
+      ...judgedAt(fullScale)(met, detail) });
   }
   return targets;
 }
