@@ -11,23 +11,27 @@ import { redisAnswers } from '../src/connections.ts';
 // A redis-server of our own, the bench's or a test run's, on a free port with a temporary
 // directory as its --dir. It can be shut down and started again on the same port, with its data
 // (SHUTDOWN SAVE writes dump.rdb into the directory, which the next start loads) or without (no
-// dump left to load).
+// dump left to load). With `durable`, it keeps an append-only file synced on every write (what
+// the queued variant's queue needs), and survives being killed with everything it acknowledged.
 
 export interface OwnRedis {
   url: string;
   port: number;
   stop(o: { keepData: boolean }): Promise<void>;
+  /** SIGKILL: a crash; a durable server's next start replays its append-only file. */
+  kill(): Promise<void>;
   /** Starts the stopped server again; resolves once it answers PING. */
   start(): Promise<void>;
   remove(): Promise<void>;
 }
 
-export async function startOwnRedis(binary: string): Promise<OwnRedis> {
+export async function startOwnRedis(binary: string, { durable = false }: { durable?: boolean } = {}): Promise<OwnRedis> {
   const dir = await mkdtemp(join(tmpdir(), 'orders-bench-redis-'));
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
   // No automatic snapshots and no AOF: the data survives a restart only when the caller asks for it.
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir,
+    ...(durable ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'])];
   let child: ChildProcess | null = null;
   // Set by remove(): a fault still in progress when the bench is interrupted must not start it again.
   let removed = false;
@@ -75,6 +79,13 @@ export async function startOwnRedis(binary: string): Promise<OwnRedis> {
     port,
     stop,
     start,
+    kill: async () => {
+      const running = child;
+      if (!running || running.exitCode !== null || running.signalCode !== null) return;
+      const exited = new Promise((resolve) => running.once('exit', resolve));
+      running.kill('SIGKILL');
+      await exited;
+    },
     remove: async () => {
       removed = true;
       if (child) await stopChild(child);

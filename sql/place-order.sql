@@ -31,7 +31,8 @@
 --   select * from place_orders(p_orders jsonb)  -> (idx, order_id, created_at, refusal)
 --   p_orders: [{idx, user_id, product_ids, snapshot_ids, counts, prices, coupon_id, coupon_kind,
 --               coupon_rate, coupon_threshold, coupon_amount, points, points_used, total,
---               request_key, idem_key, idem_fingerprint, idem_ttl_seconds, verify_only}, ...]
+--               request_key, idem_key, idem_fingerprint, idem_ttl_seconds, verify_only,
+--               order_id, created_at, reservation_id}, ...]   -- the last three: queued orders only
 --
 -- order_refusal(...) alone (no locks, no writes) is the diagnostic read of a refused order.
 
@@ -147,7 +148,8 @@ end $$;
 -- back whole. With the locks held it never fires; it keeps a lock-order slip from becoming damage.
 create function write_order(p_user_id integer, p_product_ids integer[], p_snapshot_ids integer[],
   p_counts integer[], p_prices numeric[], p_coupon_id integer, p_points integer, p_points_used integer,
-  p_total numeric, p_request_key uuid, p_idem_key text, p_idem_fingerprint text, p_idem_ttl_seconds integer)
+  p_total numeric, p_request_key uuid, p_idem_key text, p_idem_fingerprint text, p_idem_ttl_seconds integer,
+  p_order_id bigint default null, p_created_at timestamptz default null, p_reservation_id uuid default null)
 returns table (order_id bigint, created_at timestamptz) language plpgsql
 set plan_cache_mode = force_generic_plan as $$
 #variable_conflict use_column
@@ -172,10 +174,13 @@ begin
     end if;
   end if;
 
-  -- The order and its lines, one statement (a data-modifying WITH runs to completion).
+  -- The order and its lines, one statement (a data-modifying WITH runs to completion). A queued
+  -- order comes with the id and time it was accepted with (its order number is made of them) and
+  -- its Redis reservation; every other order gets them here.
   with o as (
-    insert into orders (user_id, total_amount, coupon_id, points_used, request_key)
-    values (p_user_id, p_total, p_coupon_id, p_points_used, p_request_key)
+    insert into orders (id, user_id, total_amount, coupon_id, points_used, request_key, created_at, reservation_id)
+    values (coalesce(p_order_id, nextval('orders_id_seq')), p_user_id, p_total, p_coupon_id, p_points_used,
+      p_request_key, coalesce(p_created_at, now()), p_reservation_id)
     returning id, created_at
   ), lines as (
     insert into order_item (order_id, product_id, snapshot_id, count, unit_price)
@@ -273,7 +278,8 @@ create type batch_order as (
   idx integer, user_id integer, product_ids integer[], snapshot_ids integer[], counts integer[],
   prices numeric[], coupon_id integer, coupon_kind coupon_kind, coupon_rate numeric,
   coupon_threshold numeric, coupon_amount numeric, points integer, points_used integer, total numeric,
-  request_key uuid, idem_key text, idem_fingerprint text, idem_ttl_seconds integer, verify_only boolean
+  request_key uuid, idem_key text, idem_fingerprint text, idem_ttl_seconds integer, verify_only boolean,
+  order_id bigint, created_at timestamptz, reservation_id uuid
 );
 
 create function place_orders(p_orders jsonb)
@@ -320,7 +326,8 @@ begin
     if v_refusal is null and not o.verify_only then
       begin
         select * into w from write_order(o.user_id, o.product_ids, o.snapshot_ids, o.counts, o.prices, o.coupon_id,
-          o.points, o.points_used, o.total, o.request_key, o.idem_key, o.idem_fingerprint, o.idem_ttl_seconds);
+          o.points, o.points_used, o.total, o.request_key, o.idem_key, o.idem_fingerprint, o.idem_ttl_seconds,
+          o.order_id, o.created_at, o.reservation_id);
         order_id := w.order_id;
         created_at := w.created_at;
       exception when others then

@@ -11,9 +11,9 @@ import type { Metrics } from './metrics.ts';
 export interface AppDeps {
   sql: Sql;
   redis: Redis;
-  /** `admission` absent: no admission control (as with both limits 0). */
+  /** `admission` absent: no admission control (as with both limits 0); `queue` absent: DEFAULT_QUEUE. */
   config: Pick<Config, 'retry' | 'hashidsSalt' | 'bodyLimitBytes' | 'poolSize' | 'requestTimeoutMs' | 'reservations' | 'lifecycle' | 'orderBatch' | 'sessionCacheMs' | 'metrics'> &
-    Partial<Pick<Config, 'admission'>>;
+    Partial<Pick<Config, 'admission' | 'queue'>>;
   /** A connection of /health's own, so that it answers while the pool is exhausted (defaults to `sql`). */
   healthSql?: Sql;
   /** True once the process is shutting down: /health answers 503 and connections are not kept alive. */

@@ -4,7 +4,7 @@ import type { AppDeps, AppEnv } from './app-types.ts';
 import { AppError, errorBody, toAppError } from './errors.ts';
 import { createLogger, logFunction, logRequest, requestIdFrom, type Logger } from './logger.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { createVariants, isVariantName } from './orders/variants/index.ts';
+import { createVariants, isOrderRouteVariant } from './orders/variants/index.ts';
 import { healthRoutes } from './routes/health.ts';
 import { mountApiDocs } from './routes/openapi.ts';
 import { openApiApp } from './routes/openapi-app.ts';
@@ -43,7 +43,7 @@ export function createApp(deps: AppDeps) {
   // grow the metrics without bound.
   app.use('/orders/:variant', async (c, next) => {
     const variant = c.req.param('variant');
-    if (c.req.method === 'POST' && isVariantName(variant)) c.set('variant', variant);
+    if (c.req.method === 'POST' && isOrderRouteVariant(variant)) c.set('variant', variant);
     await next();
   });
   if (metrics) {

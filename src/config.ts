@@ -71,6 +71,24 @@ const envSchema = z.object({
   ADMISSION_USER_LIMIT: z.coerce.number().int().min(0).default(0),
   ADMISSION_TOTAL_LIMIT: z.coerce.number().int().min(0).default(0),
   ADMISSION_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86_400).default(1),
+  // queued variant. Beyond QUEUE_MAX_LENGTH orders waiting in the queue, new ones get 503 with
+  // Retry-After (backpressure) instead of a queue that grows without bound.
+  QUEUE_MAX_LENGTH: z.coerce.number().int().min(1).default(100_000),
+  // Orders a consumer writes in one place_orders statement (the batched variant's limit, and why).
+  QUEUE_BATCH_MAX: z.coerce.number().int().min(1).max(64).default(64),
+  // An entry a consumer received and did not finish this long ago is taken over by another (its
+  // consumer died). Must exceed DB_STATEMENT_TIMEOUT_MS: a live consumer's write has then ended,
+  // committed or not, before anyone else looks at the entry.
+  QUEUE_CLAIM_IDLE_MS: z.coerce.number().int().min(1).default(30_000),
+  // How long an order's status stays readable in Redis after it is queued or decided (GET of a
+  // rejected order; the order row answers for placed ones), and how long the units of an order
+  // still queued are held against the stock reconciler.
+  QUEUE_RECORD_TTL_SECONDS: z.coerce.number().int().min(60).default(86_400),
+  // `off`: this process accepts queued orders but writes none (another process or a later start does).
+  QUEUE_CONSUMER: z.enum(['on', 'off']).default('on'),
+}).refine((e) => e.QUEUE_CLAIM_IDLE_MS > e.DB_STATEMENT_TIMEOUT_MS, {
+  path: ['QUEUE_CLAIM_IDLE_MS'],
+  message: 'must exceed DB_STATEMENT_TIMEOUT_MS (a live consumer must have finished before its entry is taken over)',
 });
 
 export interface Config {
@@ -98,7 +116,21 @@ export interface Config {
   sessionCacheMs: number;
   /** Orders admitted per user and in all per window; 0: that limit is off. */
   admission: { perUser: number; overall: number; windowSeconds: number };
+  /** The queued variant's queue (src/orders/queue/). */
+  queue: QueueConfig;
 }
+
+export interface QueueConfig {
+  maxLength: number;
+  batchMax: number;
+  claimIdleMs: number;
+  recordTtlSeconds: number;
+  /** Whether this process runs a consumer. */
+  consumer: boolean;
+}
+
+/** The queue's settings where a caller's config lacks them (tests building configs by hand). */
+export const DEFAULT_QUEUE: QueueConfig = { maxLength: 100_000, batchMax: 64, claimIdleMs: 30_000, recordTtlSeconds: 86_400, consumer: true };
 
 export class ConfigError extends Error {}
 
@@ -139,6 +171,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     sessionCacheMs: e.SESSION_CACHE_MS,
     admission: { perUser: e.ADMISSION_USER_LIMIT, overall: e.ADMISSION_TOTAL_LIMIT, windowSeconds: e.ADMISSION_WINDOW_SECONDS },
+    queue: {
+      maxLength: e.QUEUE_MAX_LENGTH,
+      batchMax: e.QUEUE_BATCH_MAX,
+      claimIdleMs: e.QUEUE_CLAIM_IDLE_MS,
+      recordTtlSeconds: e.QUEUE_RECORD_TTL_SECONDS,
+      consumer: e.QUEUE_CONSUMER === 'on',
+    },
   };
 }
 

@@ -1,6 +1,7 @@
 import postgres from 'postgres';
 import { Redis } from 'ioredis';
 import type { Config } from './config.ts';
+import { QUEUE_SCRIPTS } from './orders/queue/queue-store.ts';
 import { STOCK_SCRIPTS } from './orders/redis-stock.ts';
 import { pinnedPerTransaction } from './pooler.ts';
 import { perTransaction, READ_SETTINGS_SQL, sessionProblem, sessionSettings, startupParameters } from './session-settings.ts';
@@ -66,7 +67,7 @@ export function createRedis(config: Pick<Config, 'redisUrl' | 'redisKeyPrefix'> 
     // leave in one socket write instead of one write each: the writes were a sixth of the
     // service's CPU per request under sold-out load.
     enableAutoPipelining: true,
-    scripts: STOCK_SCRIPTS,
+    scripts: { ...STOCK_SCRIPTS, ...QUEUE_SCRIPTS },
   });
   redis.on('error', () => {}); // reconnects on its own; commands fail with a mapped error meanwhile
   return redis;

@@ -121,9 +121,10 @@ export function idempotencyKeyInUse(): AppError {
  * committed. `result` is what the transaction would have returned.
  */
 export class CommitOutcomeUnknown extends AppError {
-  constructor(readonly result: unknown) {
+  constructor(readonly result: unknown,
+    message = 'the database connection was lost while the order was committing: it may have been placed') {
     // Retry-After: when to ask again (GET the order), not to place it again blindly.
-    super('OUTCOME_UNKNOWN', 'the database connection was lost while the order was committing: it may have been placed', {}, 1);
+    super('OUTCOME_UNKNOWN', message, {}, 1);
   }
 }
 
@@ -136,6 +137,15 @@ const REDIS_UNAVAILABLE_REPLIES = new Set(['OOM', 'READONLY', 'LOADING', 'BUSY',
 /** A Redis command that got no answer within REDIS_COMMAND_TIMEOUT_MS (it may still run later). */
 export function isRedisCommandTimeout(err: unknown): boolean {
   return err instanceof Error && err.message === 'Command timed out';
+}
+
+/**
+ * A command that was (or may have been) sent and got no answer: it may have run on the server.
+ * Refused before sending (offline, not writeable) or by a reply error, it did not.
+ */
+export function isRedisOutcomeUnknown(err: unknown): boolean {
+  return err instanceof Error && !(err instanceof ReplyError) &&
+    (isRedisCommandTimeout(err) || err.name === 'MaxRetriesPerRequestError' || err.message.startsWith('Connection is closed'));
 }
 
 function redisUnavailable(err: Error): boolean {

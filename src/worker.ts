@@ -7,6 +7,8 @@ import { logFunction, type Logger } from './logger.ts';
 import { clusterRender } from './metrics-cluster.ts';
 import { createMetrics } from './metrics.ts';
 import { startOrderSweeper } from './orders/order-sweeper.ts';
+import { queueDurabilityProblem } from './orders/queue/queue-store.ts';
+import { startQueueConsumer, type QueueConsumer } from './orders/queue/queue-consumer.ts';
 import { reconcileStockMirrors, startStockReconciler } from './orders/stock-reconciler.ts';
 import { boundedPool } from './transaction.ts';
 
@@ -40,6 +42,17 @@ export async function runWorker(config: Config, logger: Logger) {
   const sweeper = startOrderSweeper({
     db: boundedPool(sweeperSql, config), redis, paymentTtlSeconds: config.lifecycle.paymentTtlSeconds, log: logFunction(logger),
   }, config.lifecycle.sweepIntervalMs);
+  // The queued variant's consumer, on a pool of its own: the HTTP path's pool never starves the
+  // writer of the orders it accepted, nor the writer the HTTP path.
+  const queueSql = createSql({ ...config, poolSize: 2 });
+  let consumer: QueueConsumer | undefined;
+  if (config.queue.consumer) {
+    consumer = await startQueueConsumer({
+      db: boundedPool(queueSql, config), redis, config: { ...config.queue, requestTimeoutMs: config.requestTimeoutMs }, log: logFunction(logger),
+    });
+  }
+  const durability = await queueDurabilityProblem(redis);
+  if (durability) logger.warn(`the queued variant's queue is not durable: ${durability}`);
   let draining = false;
   // The process's own metrics (CPU, memory, event loop) once per process; /metrics answers for
   // every worker of the service, collected through the supervisor.
@@ -59,8 +72,8 @@ export async function runWorker(config: Config, logger: Logger) {
     const cut = setTimeout(() => server.closeAllConnections(), config.shutdownDrainMs);
     server.close(async () => {
       clearTimeout(cut);
-      await Promise.all([reconciler.stop(), sweeper.stop()]);
-      await sweeperSql.end({ timeout: 1 });
+      await Promise.all([reconciler.stop(), sweeper.stop(), consumer?.stop()]);
+      await Promise.all([sweeperSql.end({ timeout: 1 }), queueSql.end({ timeout: 1 })]);
       await closeConnections();
       process.exit(0);
     });

@@ -54,6 +54,8 @@ export async function placeOrdersCall(db: Db, entries: BatchEntry[]): Promise<Ma
     points: o.points, points_used: o.pointsUsed, total: o.total, request_key: o.requestKey,
     idem_key: o.idempotency?.key ?? null, idem_fingerprint: o.idempotency?.fingerprint ?? null,
     idem_ttl_seconds: o.idempotency?.ttlSeconds ?? null, verify_only: verifyOnly,
+    order_id: o.accepted?.orderId ?? null, created_at: o.accepted?.createdAt.toISOString() ?? null,
+    reservation_id: o.accepted?.reservationId ?? null,
   }));
   const rows = await db<(FunctionResult & { idx: number })[]>`
     select idx, order_id, created_at, refusal from place_orders(${db.json(orders as postgres.JSONValue)})`;

@@ -17,12 +17,12 @@ import type { Db } from './queries.ts';
 // committed is settled (closed, its units stay taken), one whose order failed is given back once,
 // one whose commit outcome is unknown is left to the reconciler, which asks the database.
 
-const stockKey = (productId: number) => `stock:${productId}`;
+export const stockKey = (productId: number) => `stock:${productId}`;
 
 // Open reservations, id -> JSON {deadline, lines: [[productId, count], ...]}: one hash rather than
 // a key per reservation, so that every script names every key it touches in KEYS (ioredis
 // prefixes KEYS, not ARGV).
-const RESERVATIONS_KEY = 'reservations';
+export const RESERVATIONS_KEY = 'reservations';
 
 // All-or-nothing: either every line has enough units, all are taken and the reservation is
 // recorded with them, or nothing changes. A reservation already recorded takes nothing again:

@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Sql } from '../connections.ts';
-import type { Db } from './queries.ts';
-import { openReservationIds, rebuildMirrors, type ReconcileResult } from './redis-stock.ts';
+import { AppError } from '../errors.ts';
+import { withConnection, type Database } from '../transaction.ts';
+import { existingProductIds, type Db } from './queries.ts';
+import { openReservationIds, rebuildMirrors, type Line, type ReconcileResult } from './redis-stock.ts';
 
 // Repairs the redis variant's stock mirrors (see redis-stock.ts for what they promise): restores
 // mirrors Redis lost, lowers mirrors that ran high after other variants' sales, settles
@@ -73,4 +75,19 @@ export function startStockReconciler({ sql, redis, intervalMs, log = console.err
       await last;
     },
   };
+}
+
+/**
+ * No mirror: the product does not exist, or Redis lost its data (restarted empty, key evicted).
+ * Only the second is repaired, so that orders naming unknown products cannot keep every product
+ * row locked by back-to-back reconciles.
+ */
+export async function rebuildMissingMirror(db: Database, redis: Redis, lines: Line[], deadline: number | undefined) {
+  const ids = lines.map((l) => l.productId);
+  const existing = await withConnection(db, () => existingProductIds(db.sql, ids), deadline);
+  const unknown = ids.find((id) => !existing.has(id));
+  if (unknown !== undefined) {
+    throw new AppError('UNKNOWN_PRODUCT', `product ${unknown} does not exist`, { productId: unknown });
+  }
+  await reconcileOrJoin(db.sql, redis);
 }

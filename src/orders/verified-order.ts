@@ -30,6 +30,8 @@ export interface VerifiedOrderInput {
   /** Stored on the order row: how the order is found when the answer to its statement is lost. */
   requestKey: string;
   idempotency?: IdempotencyClaim;
+  /** A queued order: the id, time and Redis reservation it was accepted with (src/orders/queue/). */
+  accepted?: { orderId: number; createdAt: Date; reservationId: string };
 }
 
 // Where each check sits in place-order.ts: the first failing stage is what the buyer is told.

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { AppEnv } from '../app-types.ts';
 import type { ErrorCode } from '../errors.ts';
 import { money, orderRequestSchema } from '../orders/request.ts';
-import { VARIANT_NAMES } from '../orders/variants/index.ts';
+import { ORDER_ROUTE_VARIANTS } from '../orders/variants/index.ts';
 import { DATABASE_FAILURES, errorResponses } from './openapi-errors.ts';
 
 // The order routes as the API description states them: what they take, what they answer, and
@@ -25,9 +25,19 @@ const placedSchema = z.object({
 
 export type PlacedAnswer = TypedResponse<z.infer<typeof placedSchema>, 201, 'json'>;
 
+const acceptedSchema = z.object({
+  orderNo: z.string().meta({ example: '20261124Ao6ZoJ' }),
+  status: z.literal('queued'),
+}).meta({ id: 'QueuedOrder' });
+
+const errorSchema = z.object({ code: z.string(), message: z.string() }).catchall(z.unknown());
+
 const orderSchema = z.object({
   orderNo: z.string(),
-  status: z.enum(['pending_payment', 'paid', 'cancelled', 'expired']),
+  status: z.enum(['queued', 'rejected', 'pending_payment', 'paid', 'cancelled', 'expired']).meta({
+    description: '`queued`: accepted by the queued variant, not written yet (amounts and lines as submitted); ' +
+      '`rejected`: the queued order was refused when it was written (`rejection` says why)',
+  }),
   totalAmount: money,
   couponId: z.number().int().nullable(),
   pointsUsed: z.number().int(),
@@ -38,10 +48,11 @@ const orderSchema = z.object({
   items: z.array(z.object({
     productId: z.number().int(),
     snapshotId: z.number().int(),
-    name: z.string().meta({ description: 'The name as it was when the order was placed' }),
+    name: z.string().nullable().meta({ description: 'The name as it was when the order was placed (null while it is queued or once rejected)' }),
     count: z.number().int(),
     unitPrice: money,
   })),
+  rejection: errorSchema.optional().meta({ description: 'A rejected queued order: the refusal, as a synchronous variant answers it' }),
 }).meta({ id: 'Order' });
 
 const orderAnswer = (description: string) => ({ description, content: { 'application/json': { schema: orderSchema } } });
@@ -64,13 +75,15 @@ export function placeOrderRoute(middleware: MiddlewareHandler<AppEnv>[]) {
     summary: 'Place an order',
     description: 'The variants differ only in concurrency control; each places the same order. ' +
       'The server recomputes the total and refuses the order (409 `TOTAL_MISMATCH`, with its own total ' +
-      'as `expected`) when it differs from `totalAmount`. The body is read as JSON whatever its `Content-Type`.',
+      'as `expected`) when it differs from `totalAmount`. The body is read as JSON whatever its `Content-Type`. ' +
+      '`queued` accepts the order (202) after taking its units in Redis and writes it moments later: ' +
+      'GET the `Location` to learn whether it was placed or rejected.',
     security: bearer,
     // Runs before the validators: the body limit refuses a body too large before it is read.
     middleware,
     request: {
       params: z.object({
-        variant: z.enum(VARIANT_NAMES).meta({ description: 'The concurrency control to place it with', example: 'row-lock' }),
+        variant: z.enum(ORDER_ROUTE_VARIANTS).meta({ description: 'The concurrency control to place it with', example: 'row-lock' }),
       }),
       headers: z.object({
         'Idempotency-Key': z.string().optional().meta({
@@ -83,6 +96,11 @@ export function placeOrderRoute(middleware: MiddlewareHandler<AppEnv>[]) {
     },
     responses: {
       201: { description: 'Placed, awaiting payment', content: { 'application/json': { schema: placedSchema } } },
+      202: {
+        description: 'queued: accepted, its units taken; written or rejected moments later',
+        headers: { Location: { schema: { type: 'string' }, description: 'GET it for the order\'s status' } },
+        content: { 'application/json': { schema: acceptedSchema } },
+      },
       ...errorResponses(PLACE_ORDER_ERRORS),
     },
   });

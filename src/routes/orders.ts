@@ -10,7 +10,11 @@ import { cancelOrder, payOrder, type LifecycleDeps, type Log, type OrderStatus }
 import { createOrderNumbers, dateStamp } from '../orders/order-number.ts';
 import type { PlacedOrder } from '../orders/place-order.ts';
 import { findOrder } from '../orders/queries.ts';
-import { VARIANT_NAMES, type PlaceOrderFn, type VariantName } from '../orders/variants/index.ts';
+import { ORDER_ROUTE_VARIANTS, QUEUED, type PlaceOrderFn, type VariantName } from '../orders/variants/index.ts';
+import { DEFAULT_QUEUE } from '../config.ts';
+import { acceptOrder } from '../orders/queue/accept-order.ts';
+import { orderIdBlocks } from '../orders/queue/order-ids.ts';
+import { readQueuedRecord, type QueuedRecord } from '../orders/queue/queue-store.ts';
 import { withConnection, type Database } from '../transaction.ts';
 import { admissionControl } from './admission.ts';
 import { requireSession } from './auth.ts';
@@ -23,6 +27,7 @@ export function orderRoutes({ db, redis, config, variants, log }:
   AppDeps & { db: Database; variants: Record<VariantName, PlaceOrderFn>; log: Log }) {
   const orderNumbers = createOrderNumbers(config.hashidsSalt);
   const lifecycle: LifecycleDeps = { db, redis, paymentTtlSeconds: config.lifecycle.paymentTtlSeconds, log };
+  const queue = { db, redis, orderIds: orderIdBlocks(db), config: config.queue ?? DEFAULT_QUEUE };
   const app = openApiApp();
 
   app.use('*', requireSession(redis, config.sessionCacheMs));
@@ -52,6 +57,17 @@ export function orderRoutes({ db, redis, config, variants, log }:
       const deadline = c.get('deadline');
       const idempotency = key === undefined ? undefined
         : { key, fingerprint: fingerprintOf(variant, request), ttlSeconds: config.lifecycle.idempotencyKeyTtlSeconds };
+
+      if (variant === QUEUED) {
+        // Its Idempotency-Key lives in Redis with the queue: no database read before the 202.
+        const accepted = await acceptOrder(queue, userId, request, deadline, idempotency).catch((err: unknown) => {
+          throw withOrderNo(err);
+        });
+        const orderNo = orderNumbers.format(accepted.orderId, accepted.createdAt);
+        c.header('Location', `/orders/${orderNo}`);
+        if (accepted.replayed) c.header('Idempotent-Replayed', 'true');
+        return c.json({ orderNo, status: 'queued' as const }, 202);
+      }
 
       // A repeat of a finished submission is answered from its stored outcome, before any work
       // (for the redis variant: before any Redis take).
@@ -85,7 +101,7 @@ export function orderRoutes({ db, redis, config, variants, log }:
       if (result.success) return;
       // The variant is an enum for the API description; a name outside it is a missing resource.
       if (result.target === 'param') {
-        throw new AppError('UNKNOWN_VARIANT', `no variant "${c.req.param('variant')}"`, { variants: VARIANT_NAMES });
+        throw new AppError('UNKNOWN_VARIANT', `no variant "${c.req.param('variant')}"`, { variants: ORDER_ROUTE_VARIANTS });
       }
       if (result.target === 'json') throw validationFailed('the order', result.error);
       refuseInvalid(result, c);
@@ -96,14 +112,14 @@ export function orderRoutes({ db, redis, config, variants, log }:
 
   app.openapi(payOrderRoute, async (c) => {
     const { orderNo, userId, deadline } = lifecycleTarget(c);
-    const { id } = await ownOrder(orderNo, userId, deadline);
+    const { id } = await ownWrittenOrder(orderNo, userId, deadline);
     await payOrder(lifecycle, id, userId, deadline);
     return c.json(await orderView(orderNo, userId, deadline), 200);
   });
 
   app.openapi(cancelOrderRoute, async (c) => {
     const { orderNo, userId, deadline } = lifecycleTarget(c);
-    const { id } = await ownOrder(orderNo, userId, deadline);
+    const { id } = await ownWrittenOrder(orderNo, userId, deadline);
     await cancelOrder(lifecycle, id, userId, deadline);
     return c.json(await orderView(orderNo, userId, deadline), 200);
   });
@@ -114,19 +130,38 @@ export function orderRoutes({ db, redis, config, variants, log }:
 
   /**
    * The order a number names, if it is this user's. Someone else's order is answered exactly like
-   * a missing one, so numbers cannot be probed.
+   * a missing one, so numbers cannot be probed. A queued order not written yet (or rejected) has
+   * no row: its status record answers. The record is read first: read after the row, a record
+   * the consumer finished between the two reads would leave neither.
    */
   async function ownOrder(orderNo: string, userId: number, deadline: number) {
     const parsed = orderNumbers.parse(orderNo);
-    const found = parsed && await withConnection(db, () => findOrder(db.sql, parsed.id, userId), deadline);
-    if (!found || dateStamp(found.order.createdAt) !== parsed.date) {
-      throw new AppError('NOT_FOUND', `no order ${orderNo}`);
+    if (!parsed) throw new AppError('NOT_FOUND', `no order ${orderNo}`);
+    const record = await readQueuedRecord(redis, parsed.id);
+    const queued = record && record.userId === userId && dateStamp(new Date(record.createdAt)) === parsed.date
+      && record.status !== 'placed' ? record : undefined;
+    const found = queued?.status === 'rejected' ? undefined
+      : await withConnection(db, () => findOrder(db.sql, parsed.id, userId), deadline);
+    if (found && dateStamp(found.order.createdAt) === parsed.date) return { id: parsed.id, ...found, queued: undefined };
+    if (queued) return { id: parsed.id, order: undefined, items: undefined, queued };
+    throw new AppError('NOT_FOUND', `no order ${orderNo}`);
+  }
+
+  /** Pay and cancel: only a written order can be paid or cancelled. */
+  async function ownWrittenOrder(orderNo: string, userId: number, deadline: number) {
+    const found = await ownOrder(orderNo, userId, deadline);
+    if (found.queued) {
+      const { status } = found.queued;
+      throw new AppError('ORDER_NOT_PENDING', status === 'queued'
+        ? 'the order is queued: it can be paid or cancelled once it is placed'
+        : 'the order was rejected', { status }, status === 'queued' ? 1 : undefined);
     }
-    return { id: parsed.id, ...found };
+    return found;
   }
 
   async function orderView(orderNo: string, userId: number, deadline: number) {
-    const { order, items } = await ownOrder(orderNo, userId, deadline);
+    const { order, items, queued } = await ownOrder(orderNo, userId, deadline);
+    if (queued) return queuedView(orderNo, queued);
     return {
       orderNo,
       status: order.status as OrderStatus,
@@ -138,6 +173,23 @@ export function orderRoutes({ db, redis, config, variants, log }:
       cancelledAt: order.cancelledAt?.toISOString() ?? null,
       expiredAt: order.expiredAt?.toISOString() ?? null,
       items,
+    };
+  }
+
+  /** A queued order without its row: what was submitted, and the rejection if it was rejected. */
+  function queuedView(orderNo: string, { status, createdAt, request, error }: QueuedRecord) {
+    return {
+      orderNo,
+      status: status as 'queued' | 'rejected',
+      totalAmount: request.totalAmount,
+      couponId: request.couponId ?? null,
+      pointsUsed: 0,
+      createdAt: new Date(createdAt).toISOString(),
+      paidAt: null,
+      cancelledAt: null,
+      expiredAt: null,
+      items: request.items.map((i) => ({ productId: i.productId, snapshotId: i.snapshotId, name: null, count: i.count, unitPrice: i.price })),
+      ...(error ? { rejection: error } : {}),
     };
   }
 

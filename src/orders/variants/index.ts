@@ -22,6 +22,19 @@ export const VARIANT_NAMES = Object.keys(VARIANTS) as VariantName[];
 /** Variants that must never lose or oversell a unit (all but the unprotected baseline). */
 export const TRANSACTIONAL_VARIANTS = VARIANT_NAMES.filter((v) => v !== 'no-tx');
 
+/**
+ * The asynchronous variant (src/orders/queue/): answers 202 and writes the order later, so it is
+ * no PlaceOrderFn; the order route serves it beside the synchronous ones.
+ */
+export const QUEUED = 'queued';
+/** Every name POST /orders/{variant} takes. */
+export const ORDER_ROUTE_VARIANTS = [...VARIANT_NAMES, QUEUED] as const;
+export type OrderRouteVariant = VariantName | typeof QUEUED;
+
+export function isOrderRouteVariant(name: string): name is OrderRouteVariant {
+  return name === QUEUED || isVariantName(name);
+}
+
 export function isVariantName(name: string): name is VariantName {
   return Object.hasOwn(VARIANTS, name);
 }

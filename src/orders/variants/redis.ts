@@ -1,11 +1,10 @@
 import { AppError, CommitOutcomeUnknown, isRedisCommandTimeout } from '../../errors.ts';
-import { inTransaction, withConnection } from '../../transaction.ts';
+import { inTransaction } from '../../transaction.ts';
 import { orderCommitCheck, placeOrder } from '../place-order.ts';
-import { existingProductIds } from '../queries.ts';
 import {
   giveBackReservation, newReservation, settleReservation, takeMirroredStock, type Line, type Reservation, type TakeResult,
 } from '../redis-stock.ts';
-import { reconcileOrJoin, type Log } from '../stock-reconciler.ts';
+import { rebuildMissingMirror, type Log } from '../stock-reconciler.ts';
 import type { PlaceOrderFn, VariantDeps } from './types.ts';
 
 // Redis as an admission filter in front of the row-lock transaction. One Lua script checks and
@@ -49,7 +48,7 @@ async function reserve(deps: Deps, lines: Line[], deadline: number | undefined):
   let reservation = newReservation(lines, deps.config.reservations.ttlMs);
   let take = await tryTake(deps, reservation);
   if (!take.taken && take.reason === 'no_mirror') {
-    await rebuildMissingMirror(deps, lines, deadline);
+    await rebuildMissingMirror(deps.db, deps.redis, lines, deadline);
     reservation = newReservation(lines, deps.config.reservations.ttlMs);
     take = await tryTake(deps, reservation);
   }
@@ -77,19 +76,4 @@ async function tryTake(deps: Deps, reservation: Reservation): Promise<TakeResult
     if (isRedisCommandTimeout(err)) void giveBack(deps, reservation);
     throw err;
   }
-}
-
-/**
- * No mirror: the product does not exist, or Redis lost its data (restarted empty, key evicted).
- * Only the second is repaired, so that orders naming unknown products cannot keep every product
- * row locked by back-to-back reconciles.
- */
-async function rebuildMissingMirror({ db, redis }: Deps, lines: Line[], deadline: number | undefined) {
-  const ids = lines.map((l) => l.productId);
-  const existing = await withConnection(db, () => existingProductIds(db.sql, ids), deadline);
-  const unknown = ids.find((id) => !existing.has(id));
-  if (unknown !== undefined) {
-    throw new AppError('UNKNOWN_PRODUCT', `product ${unknown} does not exist`, { productId: unknown });
-  }
-  await reconcileOrJoin(db.sql, redis);
 }
