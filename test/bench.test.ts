@@ -198,6 +198,19 @@ test('bench --quick at a tiny scale: every variant x scenario, audits clean, JSO
     if (run.mode === 'bots, limits off') assert.equal(run.bots.rateLimited, 0, what);
   }
   assert.match(stdout, /bots: 3 buyers x 4 orders of one product/);
+  // queued in every scenario: each of the 12 requests answered, every 202 placed or rejected once
+  // drained, audited; the flash sale (3 units: a quarter of 12 attempts) sells exactly its stock.
+  const queued = result.queued;
+  assert.deepEqual(queued.summaries.map((s: any) => s.scenario).sort(), [...SCENARIO_NAMES].sort());
+  for (const run of queued.runs) {
+    assert.equal(run.requests, 12, run.scenario);
+    assert.deepEqual(run.problems, [], run.scenario);
+    assert.equal(run.placed + run.rejected, run.accepted, `${run.scenario}: every 202 decided`);
+    assert.equal(run.timeToPlacedMs.count, run.placed, `${run.scenario}: a time to placed per placed order`);
+    if (run.scenario === 'flash-sale') assert.equal(run.placed, 3, 'the flash sale sells exactly its units');
+    else assert.equal(run.placed, 12, `${run.scenario}: ample stock, every order placed`);
+  }
+  assert.match(stdout, /queued \(asynchronous placement\)/);
   assert.match(result.machine.gitSha, /^[0-9a-f]{40}$|^unknown$/);
   assert.ok(result.machine.postgres.version);
   assert.ok(result.machine.cpus >= 1);
@@ -207,7 +220,7 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
   const out = await tempDir('bench-open-');
   const { code, stdout, stderr } = await runBench(['--scenarios', 'mixed-100', '--variants', 'row-lock', '--connections', '3',
     '--orders', '4', '--warmup', '1', '--repeat', '2', '--pool', '2,4', '--ceiling-duration', '1', '--rate', '40,20', '--open-duration', '1',
-    '--no-settings-cost', '--no-scale-out', '--out', out], process.env);
+    '--no-settings-cost', '--no-scale-out', '--no-queued', '--out', out], process.env);
   assert.equal(code, 0, stderr.slice(-3000));
   assert.match(stdout, /mixed-100: open loop, 3 users' orders arriving at a fixed rate/);
   assert.match(stderr, /expected to take about/);
@@ -255,7 +268,7 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
 test('bench --connections 2,3: the concurrency sweep over those users, audited; pgbench -N beside the ceiling', async () => {
   const out = await tempDir('bench-sweep-');
   const { code, stdout, stderr } = await runBench(['--scenarios', 'hot-100', '--variants', 'one-round-trip,batched', '--connections', '2,3',
-    '--orders', '2', '--warmup', '1', '--repeat', '1', '--no-open-loop', '--no-settings-cost', '--no-scale-out', '--ceiling-duration', '1',
+    '--orders', '2', '--warmup', '1', '--repeat', '1', '--no-open-loop', '--no-settings-cost', '--no-scale-out', '--no-queued', '--ceiling-duration', '1',
     '--out', out], process.env);
   assert.equal(code, 0, stderr.slice(-3000));
   const result = await readResult(out);
@@ -298,7 +311,7 @@ test('with nothing on the usual ports the bench starts its own PostgreSQL and Re
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
   const { code, stderr } = await runBench(['--scenarios', 'flash-sale', '--variants', 'row-lock,redis',
-    '--connections', '2', '--orders', '3', '--warmup', '1', '--repeat', '1', '--no-open-loop', '--ceiling-duration', '1', '--out', out,
+    '--connections', '2', '--orders', '3', '--warmup', '1', '--repeat', '1', '--no-open-loop', '--no-queued', '--ceiling-duration', '1', '--out', out,
     '--probe-postgres', 'postgres://postgres@127.0.0.1:1/postgres', '--probe-redis', 'redis://127.0.0.1:1'], env);
   assert.equal(code, 0, stderr.slice(-3000));
   assert.match(stderr, /starting an embedded one/);

@@ -4,7 +4,11 @@ import postgres from 'postgres';
 import { connectAll, createRedis, createSql } from '../src/connections.ts';
 import { withDatabase } from '../src/database.ts';
 import { expireDueOrders } from '../src/orders/lifecycle.ts';
+import { DEFAULT_QUEUE } from '../src/config.ts';
+import { createOrderNumbers } from '../src/orders/order-number.ts';
+import { startQueueConsumer } from '../src/orders/queue/queue-consumer.ts';
 import { VARIANT_NAMES } from '../src/orders/variants/index.ts';
+import { couponIdsOf, DEFAULT_SEED } from '../src/seed.ts';
 import { boundedPool } from '../src/transaction.ts';
 import { createTestEnv, hostileDefaults, json, pointsOf, productRow, setDatabaseDefaults, type TestEnv } from './helpers.ts';
 import { placeReadPayCancel, replayOnce } from './order-paths.ts';
@@ -59,6 +63,37 @@ describe('each variant runs at its own isolation, not the database default', () 
       assert.deepEqual(statuses.filter((s) => !s.startsWith('201')), []);
       assert.deepEqual(await productRow(env.sql, 5), { stock: 970, sales: 30 });
     });
+  }
+});
+
+test('queued: accepted, written by a consumer, read, paid as on a default database', async () => {
+  const consumer = await startQueueConsumer({
+    db: boundedPool(env.sql, env.config), redis: env.redis, config: { ...DEFAULT_QUEUE, requestTimeoutMs: 10_000 }, log: () => {},
+  });
+  try {
+    // Product 2 (19.99) x2 + product 1 (9.99) x1 = 49.97; x0.85 = 42.4745 -> 42.47; 150 points -> 40.97
+    const [coupon] = couponIdsOf(DEFAULT_SEED, 1) as [number];
+    const res = await env.order('queued', 1, env.body([{ productId: 2, count: 2 }, { productId: 1, count: 1 }], { couponId: coupon, points: 150, total: '40.97' }));
+    assert.equal(res.status, 202, await res.clone().text());
+    const { orderNo } = await json(res);
+    const parsed = createOrderNumbers(env.config.hashidsSalt).parse(orderNo)!;
+    let row: { day: string; status: string } | undefined;
+    for (let i = 0; i < 200 && !row; i++) {
+      [row] = await env.sql<{ day: string; status: string }[]>`
+        select to_char(created_at at time zone 'UTC', 'YYYYMMDD') as day, status from public.orders where id = ${parsed.id}`;
+      if (!row) await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.ok(row, 'written by the consumer');
+    assert.equal(parsed.date, row.day, 'the order number carries the UTC date of the order');
+    assert.deepEqual(await productRow(env.sql, 2), { stock: 998, sales: 2 });
+    assert.equal(await pointsOf(env.sql, 1), 10_000 - 150);
+    const auth = { Authorization: 'Bearer seed-1' };
+    const detail = await json(await env.app.request(`/orders/${orderNo}`, { headers: auth }));
+    assert.deepEqual([detail.status, detail.totalAmount, detail.pointsUsed], ['pending_payment', '40.97', 150]);
+    const paid = await env.app.request(`/orders/${orderNo}/pay`, { method: 'POST', headers: auth });
+    assert.equal(paid.status, 200, await paid.clone().text());
+  } finally {
+    await consumer.stop();
   }
 });
 

@@ -56,7 +56,12 @@ describe('GET /openapi.json', () => {
     const placeOrder = (await apiDocument()).paths['/orders/{variant}'].post;
     const [variant, key] = placeOrder.parameters;
     assert.deepEqual({ name: variant.name, in: variant.in, enum: variant.schema.enum },
-      { name: 'variant', in: 'path', enum: ['no-tx', 'serializable', 'serializable-retry', 'row-lock', 'redis', 'one-round-trip', 'batched'] });
+      { name: 'variant', in: 'path', enum: ['no-tx', 'serializable', 'serializable-retry', 'row-lock', 'redis', 'one-round-trip', 'batched', 'queued'] });
+    // queued: 202 with the order number and a Location to ask.
+    const accepted = placeOrder.responses['202'];
+    assert.deepEqual(Object.keys(accepted.headers), ['Location']);
+    assert.deepEqual((await apiDocument()).components.schemas.QueuedOrder.properties,
+      { orderNo: { type: 'string', example: '20261124Ao6ZoJ' }, status: { type: 'string', enum: ['queued'] } });
     assert.deepEqual({ name: key.name, in: key.in, required: key.required }, { name: 'Idempotency-Key', in: 'header', required: false });
     assert.deepEqual(documentedCodes(placeOrder), {
       400: ['MALFORMED_JSON'],
@@ -112,6 +117,9 @@ describe('GET /openapi.json', () => {
       assert.equal(res.status, 201, `${variant}: ${JSON.stringify(body)}`);
       assert.deepEqual({ ...body, orderNo: undefined }, { orderNo: undefined, totalAmount: '38.97', pointsUsed: 100, status: 'pending_payment' });
     }
+    // queued accepts it too (202): written by a consumer later, not here.
+    const queued = await env.order('queued', 1, example);
+    assert.equal(queued.status, 202, JSON.stringify(await queued.clone().json()));
     // 2 x 9.99 + 1 x 19.99 = 39.97, less 1.00 paid with 100 points: 38.97, seven times.
     const orders = await env.sql`select user_id, total_amount, points_used, status from orders order by id`;
     assert.deepEqual(orders.map((o) => ({ ...o })), Array(7).fill({ userId: 1, totalAmount: '38.97', pointsUsed: 100, status: 'pending_payment' }));

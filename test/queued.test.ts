@@ -17,7 +17,10 @@ import { createTestEnv, json, productRow, type TestEnv } from './helpers.ts';
 let env: TestEnv;
 const consumers: QueueConsumer[] = [];
 before(async () => { env = await createTestEnv(); });
-after(async () => { await env?.close(); });
+after(async () => {
+  await Promise.all(consumers.splice(0).map((c) => c.stop()));
+  await env?.close();
+});
 beforeEach(async () => {
   await Promise.all(consumers.splice(0).map((c) => c.stop()));
   await env.reset();

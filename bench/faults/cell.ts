@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
 import { createRedis } from '../../src/connections.ts';
 import { recreateSchema } from '../../src/database.ts';
 import type { OrderNumbers } from '../../src/orders/order-number.ts';
-import type { VariantName } from '../../src/orders/variants/index.ts';
+import { QUEUED, type OrderRouteVariant } from '../../src/orders/variants/index.ts';
+import { queueLength, readQueuedRecords } from '../../src/orders/queue/queue-store.ts';
 import { clearRedisNamespace } from '../../src/redis-namespace.ts';
 import { seed, sessionIdOf, type SeedOptions } from '../../src/seed.ts';
 import { saveSessions } from '../../src/sessions.ts';
@@ -14,7 +16,7 @@ import { SCENARIOS } from '../scenarios.ts';
 import { startService, type ServiceSettings } from '../service-process.ts';
 import { freePort, type OwnServices } from '../../servers/services.ts';
 import { PGBOUNCER_INSTALL, startOwnPgBouncer, type OwnPgBouncer } from '../../servers/own-pgbouncer.ts';
-import { startClients } from './clients.ts';
+import { isSuccess, startClients } from './clients.ts';
 import { FAULTS, type FaultName } from './faults.ts';
 import { waitForMirrors, type MirrorCheck } from './mirrors.ts';
 import { checkOrders, whatTheClientSaw, type OrderCheck } from './order-check.ts';
@@ -62,8 +64,10 @@ export interface CellSettings {
 
 export interface FaultCell extends ServiceLog {
   fault: FaultName;
-  variant: VariantName;
+  variant: OrderRouteVariant;
   description: string;
+  /** queued: 202s the consumers rejected once drained (by code), and 202s left without an outcome; null otherwise. */
+  queued: { rejected: Record<string, number>; withoutOutcome: number; drainSec: number } | null;
   /** The fault's span in seconds from the first request, and how long it lasted. */
   faultAtSec: number;
   faultSec: number;
@@ -87,7 +91,7 @@ export interface FaultCell extends ServiceLog {
 /** Unanswered requests listed, at most. */
 const MAX_LISTED = 30;
 
-export async function runFaultCell(faultName: FaultName, variant: VariantName, s: CellSettings): Promise<FaultCell> {
+export async function runFaultCell(faultName: FaultName, variant: OrderRouteVariant, s: CellSettings): Promise<FaultCell> {
   const fault = FAULTS[faultName];
   const t = s.timings;
   const cellStart = Date.now();
@@ -121,6 +125,9 @@ export async function runFaultCell(faultName: FaultName, variant: VariantName, s
           // order commits only leaves the mirror high until the next reconcile.
           RECONCILE_INTERVAL_MS: '500',
           RESERVATION_TTL_MS: '3000',
+          // queued: a killed worker's unfinished entries are claimed by the new ones within the
+          // recovery bound (the shortest the service allows: past the statement timeout).
+          QUEUE_CLAIM_IDLE_MS: '6000',
         },
         onLine: watch.onLine,
         onExit: watch.onExit,
@@ -167,9 +174,16 @@ export async function runFaultCell(faultName: FaultName, variant: VariantName, s
         bar.note(`load stopped: ${clients.records.length} requests, recovery ${outcomes.recoverySec === null ? 'NONE' : `${outcomes.recoverySec} s`}, ` +
           `slowest answer ${outcomes.slowestSec} s`);
 
-        const mirrors = variant === 'redis' ? await waitForMirrors(admin, redis, t.mirrorWaitMs) : null;
+        // queued: what was accepted is written after the load; the audit waits for it.
+        const drainStart = Date.now();
+        if (variant === QUEUED) await drain(redis, t.recoveryBoundMs);
+        const drainSec = (Date.now() - drainStart) / 1000;
+        const mirrors = variant === 'redis' || variant === QUEUED ? await waitForMirrors(admin, redis, t.mirrorWaitMs) : null;
         await service.stop(15_000);
-        const created = clients.records.filter((r) => r.outcome === 201 && r.orderNo).map((r) => ({ userId: r.userId, orderNo: r.orderNo! }));
+        const accepted = clients.records.filter((r) => isSuccess(r.outcome) && r.orderNo).map((r) => ({ userId: r.userId, orderNo: r.orderNo! }));
+        const decided = variant === QUEUED ? await queuedOutcomes(redis, s.numbers, accepted) : null;
+        // A rejected 202 has no order: every other 202 (and every 201) must name one.
+        const created = decided ? accepted.filter((c) => !decided.rejectedNos.has(c.orderNo)) : accepted;
         const audited = await audit(admin, redis, {
           initialStock: s.seed.stock, initialPoints: s.seed.pointsPerUser, checkMirrors: false, created, orderNumbers: s.numbers,
         });
@@ -183,6 +197,7 @@ export async function runFaultCell(faultName: FaultName, variant: VariantName, s
             userId: r.userId, sentSec: (r.sentAt - span.start) / 1000, waitedSec: (r.answeredAt - r.sentAt) / 1000, outcome: outcomeLabel(r),
           })),
           mirrors, ...watch.log, failures: [], warnings: [],
+          queued: decided && { rejected: decided.rejected, withoutOutcome: decided.withoutOutcome, drainSec },
         };
         Object.assign(cell, judge(cell, fault.cutsRequests, t.recoveryBoundMs));
         bar.finish(`${verdict(cell)} (${took()})`);
@@ -197,11 +212,37 @@ export async function runFaultCell(faultName: FaultName, variant: VariantName, s
     bar.finish(`FAILED: ${message} (${took()})`);
     return {
       fault: faultName, variant, description: fault.describe(t), faultAtSec: 0, faultSec: 0, requests: 0,
-      outcomes: summarize([], { start: 0, end: 0 }, fault.affects, 0), audit: null, mismatched: [], unannounced: [], unanswered: [], mirrors: null,
+      outcomes: summarize([], { start: 0, end: 0 }, fault.affects, 0), audit: null, mismatched: [], unannounced: [], unanswered: [], mirrors: null, queued: null,
       ...watch.log, failures: [`the run broke off: ${message}`], warnings: [],
     };
   } finally {
     redis.disconnect();
     await pooler?.remove();
   }
+}
+
+/** Waits until the queue is empty; throws after `boundMs`. */
+async function drain(redis: Redis, boundMs: number) {
+  const until = Date.now() + boundMs;
+  while ((await queueLength(redis)) > 0) {
+    if (Date.now() > until) throw new Error(`the order queue did not drain within ${boundMs / 1000} s`);
+    await sleep(50);
+  }
+}
+
+/** The queued 202s' outcomes from their status records. */
+async function queuedOutcomes(redis: Redis, numbers: OrderNumbers, accepted: { orderNo: string }[]) {
+  const records = await readQueuedRecords(redis, accepted.map((c) => numbers.parse(c.orderNo)?.id ?? 0));
+  const rejected: Record<string, number> = {};
+  const rejectedNos = new Set<string>();
+  let withoutOutcome = 0;
+  records.forEach((record, i) => {
+    if (!record || record.status === 'queued') withoutOutcome++;
+    else if (record.status === 'rejected') {
+      rejectedNos.add(accepted[i]!.orderNo);
+      const code = record.error?.code ?? 'unknown';
+      rejected[code] = (rejected[code] ?? 0) + 1;
+    }
+  });
+  return { rejected, rejectedNos, withoutOutcome };
 }

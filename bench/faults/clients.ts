@@ -7,6 +7,11 @@ import type { OrderStream } from '../bodies.ts';
 
 export type Outcome = number | 'connection error' | 'timeout';
 
+/** The order was taken: placed (201), or accepted by the queued variant (202). */
+export function isSuccess(outcome: Outcome): boolean {
+  return outcome === 201 || outcome === 202;
+}
+
 export interface RequestRecord {
   userId: number;
   products: number[];
@@ -17,7 +22,7 @@ export interface RequestRecord {
   /** The error code of the JSON body; for a connection error, the socket's (ECONNREFUSED, ...). */
   code?: string;
   retryAfter?: string;
-  /** Of a 201. */
+  /** Of a 201 or 202. */
   orderNo?: string;
 }
 
@@ -50,7 +55,7 @@ export function startClients(o: ClientsOptions): Clients {
       const record = await send(o, i + 1, o.sessionIds[i]!, stream);
       records.push(record);
       o.onRecord?.(record, records.length);
-      if (record.outcome !== 201) await sleep(PAUSE_AFTER_FAILURE_MS);
+      if (!isSuccess(record.outcome)) await sleep(PAUSE_AFTER_FAILURE_MS);
     }
   });
   return {
@@ -80,8 +85,8 @@ async function send(o: ClientsOptions, userId: number, sessionId: string, stream
       outcome: res.status,
       code: json?.error?.code,
       retryAfter: res.headers.get('retry-after') ?? undefined,
-      // A 201's order, or the one a 503 OUTCOME_UNKNOWN names: placed or not, the client was told which.
-      orderNo: res.status === 201 ? json?.orderNo : json?.error?.orderNo,
+      // A 201's (or 202's) order, or the one a 503 OUTCOME_UNKNOWN names: placed or not, the client was told which.
+      orderNo: isSuccess(res.status) ? json?.orderNo : json?.error?.orderNo,
     };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string } };

@@ -8,7 +8,7 @@ import type { FaultSpan } from './outcomes.ts';
 // ordering, and says when it began and when its cause was gone, so that the clients' records can
 // be read against that span. Whatever it stops it starts again, even when something throws.
 
-export const FAULT_NAMES = ['redis-restart', 'redis-restart-empty', 'postgres-restart', 'pooler-restart', 'service-kill', 'row-lock-10s'] as const;
+export const FAULT_NAMES = ['redis-restart', 'redis-restart-empty', 'redis-kill', 'postgres-restart', 'pooler-restart', 'service-kill', 'row-lock-10s'] as const;
 export type FaultName = typeof FAULT_NAMES[number];
 
 /** The product the lock fault holds; the load buys products 1..10, so some orders need it and most do not. */
@@ -89,6 +89,14 @@ export const FAULTS: Record<FaultName, Fault> = {
     affects: every,
     cutsRequests: false,
     inject: (c) => restartRedis(c, false),
+  },
+  'redis-kill': {
+    name: 'redis-kill',
+    describe: (c) => `Redis killed with SIGKILL (a crash), down ${seconds(c.outageMs)}, started again from its append-only file ` +
+      '(synced on every write)',
+    affects: every,
+    cutsRequests: false,
+    inject: (c) => outage(c, 'Redis', { stop: () => c.redis.kill(), start: () => c.redis.start() }, 'Redis killed'),
   },
   'postgres-restart': {
     name: 'postgres-restart',

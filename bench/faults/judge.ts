@@ -34,7 +34,11 @@ export function judge(c: FaultCell, cutsRequests: boolean, recoveryBoundMs: numb
   if (c.mirrors && c.mirrors.equalAfterSec === null) failures.push(`${c.mirrors.mismatches.length} Redis mirrors differ from the database`);
   if (c.workerExits.length) failures.push(`${c.workerExits.length} worker exits`);
   if (c.serviceDeaths.length) failures.push('the service died');
+  if (c.queued?.withoutOutcome) failures.push(`${c.queued.withoutOutcome} 202s without an outcome once drained`);
   const warnings: string[] = [];
+  // Stock and points are ample: a rejection is a refusal the buyer would have got at once from a synchronous variant.
+  const rejected = Object.entries(c.queued?.rejected ?? {});
+  if (rejected.length) warnings.push(`202s rejected when written: ${rejected.map(([code, n]) => `${n} ${code}`).join(', ')}`);
   if (o.unavailableWithoutRetryAfter) warnings.push(`${o.unavailableWithoutRetryAfter} 503s without Retry-After`);
   // A service that is up should answer, if only with a 503: a request left hanging is a wait without bound.
   if (!cutsRequests && o.unanswered) warnings.push(`${o.unanswered} requests unanswered (slowest ${o.slowestSec} s)`);

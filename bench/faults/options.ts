@@ -1,4 +1,4 @@
-import { TRANSACTIONAL_VARIANTS, type VariantName } from '../../src/orders/variants/index.ts';
+import { QUEUED, TRANSACTIONAL_VARIANTS, type OrderRouteVariant } from '../../src/orders/variants/index.ts';
 import type { FaultBenchOptions } from './bench.ts';
 import { FAULT_NAMES, type FaultName } from './faults.ts';
 
@@ -15,17 +15,18 @@ export const FAULT_DEFAULTS = {
 export interface FaultCliOptions {
   /** true: --faults without a list, all of them. */
   faults: FaultName[] | true;
-  /** null when --variants was not given: all transactional variants. */
-  variants: VariantName[] | null;
+  /** null when --variants was not given: all transactional variants and queued. */
+  variants: OrderRouteVariant[] | null;
   connections?: number; pool: number; quick: boolean; out: string;
   outage?: number; lockHold?: number; lead?: number; tail?: number; recoveryBound: number; workers: number;
 }
 
 /** The bench's options, or a message saying what is wrong with them. */
 export function faultBenchOptions(o: FaultCliOptions): FaultBenchOptions | string {
-  const variants = o.variants ?? TRANSACTIONAL_VARIANTS;
-  if (variants.some((v) => !(TRANSACTIONAL_VARIANTS as VariantName[]).includes(v))) {
-    return `--faults runs transactional variants only (${TRANSACTIONAL_VARIANTS.join(', ')})`;
+  const allowed: OrderRouteVariant[] = [...TRANSACTIONAL_VARIANTS, QUEUED];
+  const variants = o.variants ?? allowed;
+  if (variants.some((v) => !allowed.includes(v))) {
+    return `--faults runs transactional variants only (${allowed.join(', ')})`;
   }
   const d = o.quick ? FAULT_DEFAULTS.quick : FAULT_DEFAULTS.full;
   const ms = (s: number) => Math.round(s * 1000);

@@ -1,6 +1,6 @@
 import type { Sql } from '../../src/connections.ts';
 import { dateStamp, type OrderNumbers } from '../../src/orders/order-number.ts';
-import type { RequestRecord } from './clients.ts';
+import { isSuccess, type RequestRecord } from './clients.ts';
 import { outcomeLabel } from './outcomes.ts';
 
 // The clients' 201s against the order rows: every order number a client was given must be one
@@ -56,7 +56,7 @@ export function whatTheClientSaw(order: { userId: number; createdAt: Date }, rec
   const at = order.createdAt.getTime();
   const mine = records.filter((r) => r.userId === order.userId && r.sentAt <= at);
   // One request at a time per client: normally one in flight, two only at a boundary.
-  const inFlight = mine.filter((r) => r.answeredAt >= at).sort((a, b) => Number(a.outcome === 201) - Number(b.outcome === 201));
+  const inFlight = mine.filter((r) => r.answeredAt >= at).sort((a, b) => Number(isSuccess(a.outcome)) - Number(isSuccess(b.outcome)));
   const abandoned = mine.filter((r) => r.outcome === 'timeout' && r.answeredAt < at).at(-1);
   return [
     ...inFlight.map((r) => outcomeLabel(r) + (r.orderNo ? ` (${r.orderNo})` : '')),

@@ -1,4 +1,4 @@
-import type { RequestRecord } from './clients.ts';
+import { isSuccess, type RequestRecord } from './clients.ts';
 
 // What the clients saw, read back by time: during the fault, over the whole run, and when orders
 // succeeded again after the fault had ended.
@@ -38,11 +38,11 @@ export function countBy(records: RequestRecord[]): Record<string, number> {
   return Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]));
 }
 
-/** The first 201 of an affected order sent after the fault began and answered after it ended. */
+/** The first 201 (or 202) of an affected order sent after the fault began and answered after it ended. */
 export function recoveredAt(records: RequestRecord[], span: FaultSpan, affects: (products: number[]) => boolean): number | null {
   let first: number | null = null;
   for (const r of records) {
-    if (r.outcome === 201 && r.sentAt >= span.start && r.answeredAt >= span.end && affects(r.products)) {
+    if (isSuccess(r.outcome) && r.sentAt >= span.start && r.answeredAt >= span.end && affects(r.products)) {
       if (first === null || r.answeredAt < first) first = r.answeredAt;
     }
   }
@@ -57,7 +57,7 @@ export function summarize(records: RequestRecord[], span: FaultSpan, affects: (p
   for (const r of records) {
     const second = Math.floor((r.answeredAt - span.start) / 1000);
     const bucket = buckets.get(second) ?? { created: 0, other: 0 };
-    if (r.outcome === 201) bucket.created++;
+    if (isSuccess(r.outcome)) bucket.created++;
     else bucket.other++;
     buckets.set(second, bucket);
   }

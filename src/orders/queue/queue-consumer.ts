@@ -43,8 +43,8 @@ export interface QueueConsumer {
   stop(): Promise<void>;
 }
 
-/** A write that collides on these was the same order, written already (its id and request key are its own). */
-const SAME_ORDER_CONSTRAINTS = new Set(['orders_request_key_idx', 'orders_pkey']);
+/** A write that collides on this was the same order, written already (the request key is its own). */
+const SAME_ORDER_CONSTRAINTS = new Set(['orders_request_key_idx']);
 
 /** How long one read waits for new entries, and the pause after a failure (ms). */
 const BLOCK_MS = 100;

@@ -39,6 +39,8 @@ export interface QueuedRecord {
   userId: number;
   createdAt: number;
   request: OrderRequest;
+  /** Epoch ms when the consumer recorded the outcome (placed: after the commit); absent while queued. */
+  decidedAt?: number;
   /** A rejection: the refusal's code, message and details, as a synchronous variant answers them. */
   error?: { code: string; message: string } & Record<string, unknown>;
 }
@@ -161,7 +163,7 @@ export interface QueueEntry { entryId: string; order: QueuedOrder }
 
 export async function recordPlaced(redis: Redis, entry: QueueEntry, ttlSeconds: number) {
   const { order } = entry;
-  const record: QueuedRecord = { status: 'placed', userId: order.userId, createdAt: order.createdAt, request: order.request };
+  const record: QueuedRecord = { status: 'placed', userId: order.userId, createdAt: order.createdAt, request: order.request, decidedAt: Date.now() };
   await scripts(redis).recordPlaced(3, RESERVATIONS_KEY, QUEUE_KEY, recordKey(order.orderId),
     QUEUE_GROUP, entry.entryId, order.requestKey, JSON.stringify(record), ttlSeconds);
 }
@@ -170,7 +172,7 @@ export async function recordPlaced(redis: Redis, entry: QueueEntry, ttlSeconds: 
 export async function recordRejected(redis: Redis, entry: QueueEntry, consumer: string,
   error: QueuedRecord['error'], ttlSeconds: number): Promise<boolean> {
   const { order } = entry;
-  const record: QueuedRecord = { status: 'rejected', userId: order.userId, createdAt: order.createdAt, request: order.request, error };
+  const record: QueuedRecord = { status: 'rejected', userId: order.userId, createdAt: order.createdAt, request: order.request, decidedAt: Date.now(), error };
   const items = order.request.items;
   const recorded = await scripts(redis).recordRejected(3 + items.length, RESERVATIONS_KEY, QUEUE_KEY, recordKey(order.orderId),
     ...items.map((i) => stockKey(i.productId)),
@@ -181,6 +183,16 @@ export async function recordRejected(redis: Redis, entry: QueueEntry, consumer: 
 export async function readQueuedRecord(redis: Redis, orderId: number): Promise<QueuedRecord | null> {
   const raw = await redis.get(recordKey(orderId));
   return raw === null ? null : JSON.parse(raw) as QueuedRecord;
+}
+
+/** The records of many orders at once (the bench's audit), null where there is none. */
+export async function readQueuedRecords(redis: Redis, orderIds: number[]): Promise<(QueuedRecord | null)[]> {
+  const records: (QueuedRecord | null)[] = [];
+  for (let i = 0; i < orderIds.length; i += 1000) {
+    const raw = await redis.mget(orderIds.slice(i, i + 1000).map(recordKey));
+    records.push(...raw.map((r) => (r === null ? null : JSON.parse(r) as QueuedRecord)));
+  }
+  return records;
 }
 
 /** Entries in the queue: accepted and not yet placed or rejected. */
