@@ -257,7 +257,11 @@ async function main(): Promise<number> {
     const openEstimate = estimateOpenSec(steps, openDuration);
     const floorMinRequests = fullScale ? FLOOR_MIN_REQUESTS : 0;
     const floorSec = (scale: Scale) => estimateFloorSec(scale.connections * floorOrdersPerConnection(scale, floorMinRequests));
-    const estimate = planned.reduce((t, c, k) => t + estimateCellSec(c.scale, sellsOut(SCENARIOS[c.scenario])) +
+    // queued: per scenario and round an HTTP run and its drain, and hot-100's open loop once.
+    const queuedRunSec = (scale: Scale, openPoints: number) => 2 * estimateHttpRunSec(scale) + openPoints * 2 * openDuration * 3;
+    const queuedSec = runsQueued ? repeat * closedScenarios.reduce((t, s) => t + queuedRunSec(scaleOf(s), 0), 0) +
+      (closedScenarios.includes('hot-100') && o.openLoop !== false ? queuedRunSec(scaleOf('hot-100'), 1) - queuedRunSec(scaleOf('hot-100'), 0) : 0) : 0;
+    const estimate = queuedSec + planned.reduce((t, c, k) => t + estimateCellSec(c.scale, sellsOut(SCENARIOS[c.scenario])) +
       (startsGroup(planned, k) ? floorSec(c.scale) + (ceilingMissing ? 0 : ceilingSec(c.scenario, c.scale)) : 0), 0) + openScenarios.length * variants.length * openEstimate +
       lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + (settingsRuns + scaleOutRuns) * estimateHttpRunSec(settingsScale) +
       botsVariants.length * BOTS_MODES.length * repeat * botsRunSec +
@@ -389,6 +393,7 @@ async function main(): Promise<number> {
         await queueRedis.connect();
         cleanups.push(() => queueRedis.quit());
         const runs: QueuedRun[] = [];
+        const queuedBroken: string[] = [];
         const openPoints: QueuedOpenPoint[] = [];
         for (let round = 1; round <= repeat; round++) {
           for (const scenarioName of closedScenarios) {
@@ -397,16 +402,23 @@ async function main(): Promise<number> {
             log(`${label}: ${clock.line()}`);
             // The open loop once, in the first round, at 75% of that run's accepted rate.
             const shares = round === 1 && scenarioName === 'hot-100' && o.openLoop !== false ? [QUEUED_OPEN_SHARE] : [];
-            const { run, open: points } = await runQueued(SCENARIOS[scenarioName], scale, {
+            // A run that breaks off is reported as such; the rest of the bench's results are kept.
+            const result = await runQueued(SCENARIOS[scenarioName], scale, {
               databaseUrl, redisUrl: durable.url, redisKeyPrefix, redis: queueRedis, poolSize: pool, round, label,
               warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, scale.ordersPerConnection),
-            }, shares, openDuration * 2);
-            runs.push(run);
-            openPoints.push(...points);
-            clock.done(estimateHttpRunSec(scale));
+            }, shares, openDuration * 2).catch((err: Error) => {
+              log(`${label}: FAILED: ${err.message}`);
+              queuedBroken.push(`${scenarioName} round ${round}: ${err.message}`);
+              return null;
+            });
+            if (result) {
+              runs.push(result.run);
+              openPoints.push(...result.open);
+            }
+            clock.done(queuedRunSec(scale, shares.length));
           }
         }
-        queued = summarizeQueued(runs, openPoints);
+        queued = summarizeQueued(runs, openPoints, queuedBroken);
       }
     }
 
@@ -428,6 +440,7 @@ async function main(): Promise<number> {
       ...(scaleOut?.cells.filter((c) => !c.clean).map((c) => `${SETTINGS_SCENARIO}/${c.variant} with ${c.processes} processes ${c.path}`) ?? []),
       ...(sweep?.cells.filter((c) => !c.clean).map((c) => `${c.scenario}/${c.variant} with ${c.connections} users`) ?? []),
       ...(queued?.summaries.filter((s) => !s.clean).map((s) => `${s.scenario}/queued`) ?? []),
+      ...(queued?.broken.map((b) => `queued ${b}`) ?? []),
       ...(queued?.open.filter((p) => p.problems.length).map((p) => `hot-100/queued open loop at ${Math.round(p.offeredPerSec)}/s`) ?? []),
     ];
     if (damaged.length) {

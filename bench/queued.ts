@@ -100,7 +100,8 @@ export async function runQueued(scenario: Scenario, scale: Scale, ctx: QueuedCon
     try {
       const loop = loopsFor(scenario, seed, scale);
       await httpLoad(service.url, 'queued', loop(ctx.warmupOrdersPerConnection, WARMUP_SALT, `${ctx.label} warm-up`));
-      await drained(ctx.redis);
+      const warmLeft = await drained(ctx.redis);
+      if (warmLeft) throw new Error(`the warm-up's orders did not drain within ${DRAIN_TIMEOUT_MS / 1000} s (${warmLeft} left)`);
       await freshData(admin, ctx.redis, seed);
       const before = sampleServiceCpu(service.pid);
       const started = Date.now();
@@ -126,12 +127,16 @@ export async function runQueued(scenario: Scenario, scale: Scale, ctx: QueuedCon
   });
 }
 
+/** Ids a running service may hold from before a reseed, and more: new ids start this far beyond the last one given. */
+const ID_MARGIN = 1_000_000;
+
 /** Seeds afresh, and moves the order ids past any the running service still holds from before. */
 async function freshData(admin: Sql, redis: Redis, seed: SeedOptions) {
-  await reseed(admin, redis, seed);
   // reseed restarts the orders' identity; a service that took a block of ids before must not
   // meet them again (its ids would collide with new orders'), so new ids start far beyond.
-  await admin`select setval('orders_id_seq', (extract(epoch from clock_timestamp()) * 1000)::bigint)`;
+  const [{ last }] = await admin<{ last: string }[]>`select last_value as last from orders_id_seq` as unknown as [{ last: string }];
+  await reseed(admin, redis, seed);
+  await admin`select setval('orders_id_seq', ${Number(last) + ID_MARGIN})`;
 }
 
 async function openPoint(service: ServiceProcess, admin: Sql, ctx: QueuedContext, scenario: Scenario, seed: SeedOptions,
@@ -164,11 +169,12 @@ async function openPoint(service: ServiceProcess, admin: Sql, ctx: QueuedContext
   }
 }
 
-/** Resolves once the queue is empty; throws after DRAIN_TIMEOUT_MS. */
-async function drained(redis: Redis) {
+/** Resolves once the queue is empty, with 0; after DRAIN_TIMEOUT_MS, with the entries left. */
+async function drained(redis: Redis): Promise<number> {
   const until = Date.now() + DRAIN_TIMEOUT_MS;
-  while ((await queueLength(redis)) > 0) {
-    if (Date.now() > until) throw new Error(`the order queue did not drain within ${DRAIN_TIMEOUT_MS / 1000} s`);
+  for (;;) {
+    const left = await queueLength(redis);
+    if (left === 0 || Date.now() > until) return left;
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -178,7 +184,8 @@ async function settle(admin: Sql, redis: Redis, seed: SeedOptions, orderNumbers:
   startedAt: number, label: string): Promise<QueuedOutcome> {
   const loadEnd = Date.now();
   const bar = progress(label, 1);
-  await drained(redis);
+  // Left undrained, the run is reported (its 202s without an outcome counted), not lost.
+  const left = await drained(redis);
   const drainSec = (Date.now() - loadEnd) / 1000;
   const ids = accepted.map((c) => orderNumbers.parse(c.orderNo)?.id ?? 0);
   const records = await readQueuedRecords(redis, ids);
@@ -186,7 +193,7 @@ async function settle(admin: Sql, redis: Redis, seed: SeedOptions, orderNumbers:
   const timeToPlaced = latencyRecorder();
   const rejections: Record<string, number> = {};
   const placedCreated: Created[] = [];
-  const problems: string[] = [];
+  const problems: string[] = left ? [`queueNotDrained: ${left} entries after ${DRAIN_TIMEOUT_MS / 1000} s`] : [];
   let noOutcome = 0;
   let contradicted = 0;
   let lastDecided = startedAt;
@@ -249,9 +256,15 @@ export interface QueuedSummary {
   problems: string[];
 }
 
-export interface QueuedResult { summaries: QueuedSummary[]; runs: QueuedRun[]; open: QueuedOpenPoint[] }
+export interface QueuedResult {
+  summaries: QueuedSummary[];
+  runs: QueuedRun[];
+  open: QueuedOpenPoint[];
+  /** Runs that broke off (the service did not start, the warm-up did not drain), with why. */
+  broken: string[];
+}
 
-export function summarizeQueued(runs: QueuedRun[], open: QueuedOpenPoint[]): QueuedResult {
+export function summarizeQueued(runs: QueuedRun[], open: QueuedOpenPoint[], broken: string[] = []): QueuedResult {
   const scenarios = [...new Set(runs.map((r) => r.scenario))];
   const summaries = scenarios.map((scenario) => {
     const rs = runs.filter((r) => r.scenario === scenario);
@@ -268,5 +281,5 @@ export function summarizeQueued(runs: QueuedRun[], open: QueuedOpenPoint[]): Que
       problems: rs.flatMap((r) => r.problems.map((p) => `round ${r.round}: ${p}`)),
     };
   });
-  return { summaries, runs, open };
+  return { summaries, runs, open, broken };
 }

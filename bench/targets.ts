@@ -293,8 +293,9 @@ export function queuedTargets(q: QueuedResult, cells: CellSummary[], { fullScale
   const judged = judgedAt(fullScale);
   const targets: Target[] = [{
     name: 'queued: every run audited clean once drained (each 202 one order or one rejection, queue and reservations empty)',
-    met: q.summaries.every((s) => s.clean) && q.open.every((p) => p.problems.length === 0),
-    detail: [...q.summaries.flatMap((s) => s.problems), ...q.open.flatMap((p) => p.problems)].join('; ') || `${q.runs.length + q.open.length} runs`,
+    met: q.broken.length === 0 && q.summaries.every((s) => s.clean) && q.open.every((p) => p.problems.length === 0),
+    detail: [...q.broken.map((b) => `broke off: ${b}`), ...q.summaries.flatMap((s) => s.problems), ...q.open.flatMap((p) => p.problems)].join('; ') ||
+      `${q.runs.length + q.open.length} runs`,
   }];
   const flash = q.summaries.find((s) => s.scenario === 'flash-sale');
   const redisStorm = cells.find((c) => c.scenario === 'flash-sale' && c.variant === 'redis')?.http.requestsPerSec.median;

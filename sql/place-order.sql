@@ -317,6 +317,18 @@ begin
 
   foreach o in array v_orders loop
     idx := o.idx; order_id := null; created_at := null;
+    -- A queued order written already (an earlier delivery of its queue entry committed, and its
+    -- consumer died before recording it): its row is the answer, whatever verifying it again
+    -- would say now that it took its own units. Batches run one at a time (the lock above), so a
+    -- row committed by an earlier one is seen here.
+    if o.order_id is not null then
+      select x.id, x.created_at into w from orders x where x.request_key = o.request_key;
+      if found then
+        order_id := w.id; created_at := w.created_at; refusal := null;
+        return next;
+        continue;
+      end if;
+    end if;
     if o.idx = any(v_in_use) then
       v_refusal := jsonb_build_object('code', 'IDEMPOTENCY_KEY_IN_USE');
     else

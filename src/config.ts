@@ -77,8 +77,9 @@ const envSchema = z.object({
   // Orders a consumer writes in one place_orders statement (the batched variant's limit, and why).
   QUEUE_BATCH_MAX: z.coerce.number().int().min(1).max(64).default(64),
   // An entry a consumer received and did not finish this long ago is taken over by another (its
-  // consumer died). Must exceed DB_STATEMENT_TIMEOUT_MS: a live consumer's write has then ended,
-  // committed or not, before anyone else looks at the entry.
+  // consumer died). Must exceed REQUEST_TIMEOUT_MS + DB_STATEMENT_TIMEOUT_MS (a consumer's wait for
+  // connections, then its statement): a live consumer's write has then ended, committed or not,
+  // before anyone else looks at the entry.
   QUEUE_CLAIM_IDLE_MS: z.coerce.number().int().min(1).default(30_000),
   // How long an order's status stays readable in Redis after it is queued or decided (GET of a
   // rejected order; the order row answers for placed ones), and how long the units of an order
@@ -86,9 +87,9 @@ const envSchema = z.object({
   QUEUE_RECORD_TTL_SECONDS: z.coerce.number().int().min(60).default(86_400),
   // `off`: this process accepts queued orders but writes none (another process or a later start does).
   QUEUE_CONSUMER: z.enum(['on', 'off']).default('on'),
-}).refine((e) => e.QUEUE_CLAIM_IDLE_MS > e.DB_STATEMENT_TIMEOUT_MS, {
+}).refine((e) => e.QUEUE_CLAIM_IDLE_MS > e.REQUEST_TIMEOUT_MS + e.DB_STATEMENT_TIMEOUT_MS, {
   path: ['QUEUE_CLAIM_IDLE_MS'],
-  message: 'must exceed DB_STATEMENT_TIMEOUT_MS (a live consumer must have finished before its entry is taken over)',
+  message: 'must exceed REQUEST_TIMEOUT_MS + DB_STATEMENT_TIMEOUT_MS (a live consumer must have finished its write before its entry is taken over)',
 });
 
 export interface Config {

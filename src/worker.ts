@@ -49,6 +49,9 @@ export async function runWorker(config: Config, logger: Logger) {
   if (config.queue.consumer) {
     consumer = await startQueueConsumer({
       db: boundedPool(queueSql, config), redis, config: { ...config.queue, requestTimeoutMs: config.requestTimeoutMs }, log: logFunction(logger),
+    }).catch(async (err: unknown) => {
+      await Promise.allSettled([reconciler.stop(), sweeper.stop(), sweeperSql.end({ timeout: 1 }), queueSql.end({ timeout: 1 }), closeConnections()]);
+      throw err;
     });
   }
   const durability = await queueDurabilityProblem(redis);

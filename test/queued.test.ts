@@ -5,7 +5,7 @@ import { DEFAULT_QUEUE, type QueueConfig } from '../src/config.ts';
 import { placeOrdersCall } from '../src/orders/order-functions.ts';
 import { prepareForVerification } from '../src/orders/prepare-order.ts';
 import { startQueueConsumer, type QueueConsumer } from '../src/orders/queue/queue-consumer.ts';
-import { QUEUE_GROUP, QUEUE_KEY, queueLength, recordRejected, type QueuedOrder } from '../src/orders/queue/queue-store.ts';
+import { acceptQueued, QUEUE_GROUP, QUEUE_KEY, queueLength, recordRejected, type QueuedOrder } from '../src/orders/queue/queue-store.ts';
 import { giveBackReservation, readMirroredStock, RESERVATIONS_KEY } from '../src/orders/redis-stock.ts';
 import { couponIdsOf, DEFAULT_SEED, sessionIdOf } from '../src/seed.ts';
 import { boundedPool } from '../src/transaction.ts';
@@ -127,18 +127,85 @@ test('a coupon used meanwhile: rejected with its code, units given back exactly 
   assert.equal((await json(paid)).error.status, 'rejected');
 });
 
-test('a price changed while queued: rejected PRICE_CHANGED; a total that does not add up: TOTAL_MISMATCH', async () => {
+test('a price changed while queued: rejected PRICE_CHANGED, its unit given back', async () => {
   const stale = await json(await env.order('queued', 3, env.body([{ productId: 1, count: 1 }])));
   await env.sql`update product set price = 10.49 where id = 1`;
-  const wrong = await json(await env.order('queued', 3, { ...env.body([{ productId: 2, count: 1 }]), totalAmount: '1.00' }));
   await startConsumer();
-  await until('both decided', async () => (await statusOf(stale.orderNo, 3)) === 'rejected' && (await statusOf(wrong.orderNo, 3)) === 'rejected');
-  assert.equal((await getOrder(stale.orderNo, 3)).rejection.code, 'PRICE_CHANGED');
-  assert.deepEqual((await getOrder(wrong.orderNo, 3)).rejection,
-    { code: 'TOTAL_MISMATCH', message: 'the order total is 19.99, not 1.00', expected: '19.99', received: '1.00', pointsUsed: 0 });
+  await until('decided', async () => (await statusOf(stale.orderNo, 3)) === 'rejected');
+  assert.deepEqual((await getOrder(stale.orderNo, 3)).rejection,
+    { code: 'PRICE_CHANGED', message: 'product 1 now costs 10.49', productId: 1, price: '10.49', snapshotId: 1 });
   assert.equal(await mirrorOf(1), 1000);
-  assert.equal(await mirrorOf(2), 1000);
   assert.equal((await env.sql`select count(*)::int as n from orders`)[0]!.n, 0);
+});
+
+test('a total that does not add up (no coupon): 409 TOTAL_MISMATCH at once, nothing taken or queued', async () => {
+  // 1 x 19.99 is 19.99, not 1.00.
+  const res = await env.order('queued', 3, { ...env.body([{ productId: 2, count: 1 }]), totalAmount: '1.00' });
+  assert.equal(res.status, 409);
+  assert.deepEqual((await json(res)).error,
+    { code: 'TOTAL_MISMATCH', message: 'the order total is 19.99, not 1.00', expected: '19.99', received: '1.00', pointsUsed: 0 });
+  assert.equal(await mirrorOf(2), 1000);
+  assert.equal(await queueLength(env.redis), 0);
+});
+
+test('an order that cannot be written for a reason of the moment does not hold up the others; after a few tries it is rejected with it', async () => {
+  // Every write of user 10's orders fails as a serialization failure would (a reason of the moment).
+  await env.sql.unsafe(`
+    create function refuse_user_10() returns trigger language plpgsql as $$
+    begin
+      if new.user_id = 10 then raise exception 'not now' using errcode = 'serialization_failure'; end if;
+      return new;
+    end $$;
+    create trigger refuse_user_10 before insert on orders for each row execute function refuse_user_10();`);
+  const held = await json(await env.order('queued', 10, env.body([{ productId: 4, count: 1 }])));
+  const next = await json(await env.order('queued', 11, env.body([{ productId: 5, count: 1 }])));
+  await startConsumer();
+  await until('the next order is placed', async () => (await statusOf(next.orderNo, 11)) === 'pending_payment');
+  await until('the held order is rejected', async () => (await statusOf(held.orderNo, 10)) === 'rejected');
+  assert.equal((await getOrder(held.orderNo, 10)).rejection.code, 'SERIALIZATION_FAILURE');
+  assert.equal(await mirrorOf(4), 1000, 'its unit given back');
+  assert.deepEqual(await productRow(env.sql, 4), { stock: 1000, sales: 0 });
+  assert.deepEqual(await productRow(env.sql, 5), { stock: 999, sales: 1 });
+});
+
+test('a queued order written already is not written again, even where verifying it again would now refuse it', async () => {
+  const { orderNo } = await json(await env.order('queued', 12, env.body([{ productId: 8, count: 3 }])));
+  const [entry] = await rawEntries();
+  const order = entry!.order;
+  const db = boundedPool(env.sql, { poolSize: 2, requestTimeoutMs: 10_000 });
+  const write = async () => {
+    const prepared = await prepareForVerification(db, order.userId, order.request, Date.now() + 10_000);
+    prepared.input.requestKey = order.requestKey;
+    prepared.input.accepted = { orderId: order.orderId, createdAt: new Date(order.createdAt), reservationId: order.requestKey };
+    return [...(await placeOrdersCall(env.sql, [{ input: prepared.input, verifyOnly: false }])).values()][0]!;
+  };
+  const first = await write();
+  // Its 3 units were the last: written again it would be OUT_OF_STOCK.
+  await env.sql`update product set stock = 0 where id = 8`;
+  const again = await write();
+  assert.deepEqual([Number(again.orderId), again.refusal], [order.orderId, null]);
+  assert.equal(again.createdAt!.getTime(), first.createdAt!.getTime());
+  assert.equal((await env.sql`select count(*)::int as n from orders`)[0]!.n, 1);
+  // The step resent after the order was decided takes nothing again.
+  await startConsumer();
+  await until('placed', async () => (await statusOf(orderNo, 12)) === 'pending_payment');
+  assert.equal(await mirrorOf(8), 997);
+  const resent = await acceptQueued(env.redis, { order, reservationDeadline: Date.now() + 60_000, maxQueued: 10, recordTtlSeconds: 60 });
+  assert.deepEqual(resent, { accepted: true });
+  assert.equal(await mirrorOf(8), 997, 'no unit taken twice');
+  assert.equal(await queueLength(env.redis), 0, 'no second entry');
+});
+
+test('GET: the order row wins over a status record that says otherwise', async () => {
+  const { orderNo } = await json(await env.order('queued', 13, env.body([{ productId: 9, count: 1 }])));
+  await startConsumer();
+  await until('placed', async () => (await statusOf(orderNo, 13)) === 'pending_payment');
+  const id = (await env.sql<{ id: string }[]>`select id from orders`)[0]!.id;
+  const key = `queued-order:${id}`;
+  const record = JSON.parse((await env.redis.get(key))!);
+  await env.redis.set(key, JSON.stringify({ ...record, status: 'rejected', error: { code: 'X', message: 'x' } }));
+  assert.equal(await statusOf(orderNo, 13), 'pending_payment');
+  assert.equal((await send(`/orders/${orderNo}/pay`, 13, { method: 'POST' })).status, 200);
 });
 
 test('backpressure: beyond QUEUE_MAX_LENGTH waiting orders, 503 with Retry-After and nothing taken', async () => {

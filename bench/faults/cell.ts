@@ -126,8 +126,9 @@ export async function runFaultCell(faultName: FaultName, variant: OrderRouteVari
           RECONCILE_INTERVAL_MS: '500',
           RESERVATION_TTL_MS: '3000',
           // queued: a killed worker's unfinished entries are claimed by the new ones within the
-          // recovery bound (the shortest the service allows: past the statement timeout).
-          QUEUE_CLAIM_IDLE_MS: '6000',
+          // recovery bound (the service requires more than its request and statement timeouts).
+          REQUEST_TIMEOUT_MS: '5000',
+          QUEUE_CLAIM_IDLE_MS: '10500',
         },
         onLine: watch.onLine,
         onExit: watch.onExit,

@@ -5,7 +5,9 @@ import { withConnection, type Database } from '../transaction.ts';
 import { existingProductIds, type Db } from './queries.ts';
 import { openReservationIds, rebuildMirrors, type Line, type ReconcileResult } from './redis-stock.ts';
 
-// Repairs the redis variant's stock mirrors (see redis-stock.ts for what they promise): restores
+// Repairs the stock mirrors of the redis and queued variants (see redis-stock.ts for what they
+// promise; a queued order's reservation stays open until its order row is written or it is
+// rejected, up to QUEUE_RECORD_TTL_SECONDS): restores
 // mirrors Redis lost, lowers mirrors that ran high after other variants' sales, settles
 // reservations whose order committed and gives back those of processes that died. Correct with
 // any number of service processes running it at once, and atomic with respect to their takes.

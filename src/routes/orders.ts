@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppDeps, AppEnv } from '../app-types.ts';
+import { DEFAULT_QUEUE } from '../config.ts';
 import { AppError, CommitOutcomeUnknown, errorBody, toAppError } from '../errors.ts';
 import {
   findStoredOutcome, fingerprintOf, isFinalRefusal, keyReused, parseIdempotencyKey, storeRefusal,
@@ -11,7 +12,6 @@ import { createOrderNumbers, dateStamp } from '../orders/order-number.ts';
 import type { PlacedOrder } from '../orders/place-order.ts';
 import { findOrder } from '../orders/queries.ts';
 import { ORDER_ROUTE_VARIANTS, QUEUED, type PlaceOrderFn, type VariantName } from '../orders/variants/index.ts';
-import { DEFAULT_QUEUE } from '../config.ts';
 import { acceptOrder } from '../orders/queue/accept-order.ts';
 import { orderIdBlocks } from '../orders/queue/order-ids.ts';
 import { readQueuedRecord, type QueuedRecord } from '../orders/queue/queue-store.ts';
@@ -132,7 +132,8 @@ export function orderRoutes({ db, redis, config, variants, log }:
    * The order a number names, if it is this user's. Someone else's order is answered exactly like
    * a missing one, so numbers cannot be probed. A queued order not written yet (or rejected) has
    * no row: its status record answers. The record is read first: read after the row, a record
-   * the consumer finished between the two reads would leave neither.
+   * the consumer finished between the two reads would leave neither. The row, when there is one,
+   * is the truth whatever the record says.
    */
   async function ownOrder(orderNo: string, userId: number, deadline: number) {
     const parsed = orderNumbers.parse(orderNo);
@@ -140,8 +141,7 @@ export function orderRoutes({ db, redis, config, variants, log }:
     const record = await readQueuedRecord(redis, parsed.id);
     const queued = record && record.userId === userId && dateStamp(new Date(record.createdAt)) === parsed.date
       && record.status !== 'placed' ? record : undefined;
-    const found = queued?.status === 'rejected' ? undefined
-      : await withConnection(db, () => findOrder(db.sql, parsed.id, userId), deadline);
+    const found = await withConnection(db, () => findOrder(db.sql, parsed.id, userId), deadline);
     if (found && dateStamp(found.order.createdAt) === parsed.date) return { id: parsed.id, ...found, queued: undefined };
     if (queued) return { id: parsed.id, order: undefined, items: undefined, queued };
     throw new AppError('NOT_FOUND', `no order ${orderNo}`);

@@ -6,8 +6,9 @@ import type { Database } from '../../transaction.ts';
 import { keyReused } from '../idempotency.ts';
 import type { OrderRequest } from '../request.ts';
 import { rebuildMissingMirror } from '../stock-reconciler.ts';
+import { prepareOrder } from '../verified-order.ts';
 import type { OrderIds } from './order-ids.ts';
-import { acceptQueued, type AcceptResult, type QueuedOrder } from './queue-store.ts';
+import { acceptQueued, type AcceptResult, type QueuedIdempotency, type QueuedOrder } from './queue-store.ts';
 
 // The queued variant's request path: asynchronous placement. The order is checked against the
 // stock mirrors, its units taken and the order appended to the durable queue in one Redis step
@@ -30,12 +31,20 @@ export interface AcceptDeps {
 }
 
 /**
- * Accepts an order into the queue. Throws OUT_OF_STOCK (409) when the mirrors lack a line's units,
- * UNKNOWN_PRODUCT (422), SERVICE_BUSY (503, Retry-After 1) when the queue holds QUEUE_MAX_LENGTH
- * orders, IDEMPOTENCY_KEY_REUSED (422) for a key used with another request.
+ * Accepts an order into the queue. Throws TOTAL_MISMATCH (409) when an order without a coupon does
+ * not add up (its prices are the buyer's: no lookup needed), OUT_OF_STOCK (409) when the mirrors
+ * lack a line's units, UNKNOWN_PRODUCT (422), SERVICE_BUSY (503, Retry-After 1) when the queue
+ * holds QUEUE_MAX_LENGTH orders, IDEMPOTENCY_KEY_REUSED (422) for a key used with another request,
+ * OUTCOME_UNKNOWN (503, CommitOutcomeUnknown with the order) when Redis did not answer the step.
  */
 export async function acceptOrder(deps: AcceptDeps, userId: number, request: OrderRequest, deadline: number,
-  idempotency?: { key: string; fingerprint: string }): Promise<AcceptedOrder> {
+  idempotency?: QueuedIdempotency): Promise<AcceptedOrder> {
+  // Refused here rather than rejected after the 202, its units taken meanwhile. With a coupon the
+  // price needs the coupon's definition: the consumer checks it.
+  if (request.couponId === undefined) {
+    const failure = prepareOrder(userId, request, undefined).pricingFailure;
+    if (failure) throw failure.error;
+  }
   let result = await tryAccept(deps, userId, request, deadline, idempotency);
   if (!result.accepted && result.reason === 'no_mirror') {
     await rebuildMissingMirror(deps.db, deps.redis, request.items, deadline);
@@ -58,7 +67,7 @@ export async function acceptOrder(deps: AcceptDeps, userId: number, request: Ord
 }
 
 async function tryAccept(deps: AcceptDeps, userId: number, request: OrderRequest, deadline: number,
-  idempotency: { key: string; fingerprint: string } | undefined): Promise<(AcceptResult & { accepted: false }) | { accepted: true; order: QueuedOrder }> {
+  idempotency: QueuedIdempotency | undefined): Promise<(AcceptResult & { accepted: false }) | { accepted: true; order: QueuedOrder }> {
   const now = Date.now();
   const order: QueuedOrder = { orderId: await deps.orderIds.next(deadline), createdAt: now, userId, requestKey: randomUUID(), request };
   const result = await acceptQueued(deps.redis, {
@@ -75,5 +84,8 @@ async function tryAccept(deps: AcceptDeps, userId: number, request: OrderRequest
     }
     throw err;
   });
-  return result.accepted ? { accepted: true, order } : result;
+  if (result.accepted) return { accepted: true, order };
+  // Not accepted: the id was never shown to anyone, so the next order takes it.
+  deps.orderIds.giveBack(order.orderId);
+  return result;
 }

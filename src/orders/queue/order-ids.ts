@@ -9,6 +9,8 @@ import { withConnection, type Database } from '../../transaction.ts';
 export interface OrderIds {
   /** The next id; waits for the database only when the block ran out. */
   next(deadline: number): Promise<number>;
+  /** An id taken by next() and used for nothing: the next call gets it again. */
+  giveBack(id: number): void;
 }
 
 export function orderIdBlocks(db: Database, blockSize = 256): OrderIds {
@@ -31,6 +33,9 @@ export function orderIdBlocks(db: Database, blockSize = 256): OrderIds {
       // Half the block left: the next one is fetched while this one is used up.
       if (ids.length === blockSize >> 1) void fetchBlock(deadline).catch(() => {});
       return id;
+    },
+    giveBack(id) {
+      ids.unshift(id);
     },
   };
 }

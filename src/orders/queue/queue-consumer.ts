@@ -45,6 +45,8 @@ export interface QueueConsumer {
 
 /** A write that collides on this was the same order, written already (the request key is its own). */
 const SAME_ORDER_CONSTRAINTS = new Set(['orders_request_key_idx']);
+/** Times an order is tried when it fails for a reason of the moment; then it is rejected with that reason. */
+const MAX_ATTEMPTS = 5;
 
 /** How long one read waits for new entries, and the pause after a failure (ms). */
 const BLOCK_MS = 100;
@@ -61,36 +63,42 @@ export async function startQueueConsumer(deps: QueueConsumerDeps): Promise<Queue
   await ensureGroup(reader);
 
   let stopped = false;
-  // After a failure this consumer's own unfinished entries are read again first.
-  let ownPending = true;
+  // This consumer's own unfinished entries (left by a failure, or by a process of the same name
+  // before it) are read again first, then at most every RETRY_PAUSE_MS while some remain: new
+  // entries are read in between, so one order that cannot be written never stops the others.
+  let retryOwn = true;
+  let retryOwnAt = 0;
   let lastClaim = 0;
+  // Where the scan for idle entries of other consumers goes on (XAUTOCLAIM's cursor).
+  let claimCursor = '0-0';
+  const attempts = new Map<string, number>();
+  const retryLater = () => {
+    retryOwn = true;
+    retryOwnAt = Date.now() + RETRY_PAUSE_MS;
+  };
 
   const loop = (async () => {
     while (!stopped) {
       try {
         let entries: QueueEntry[] = [];
-        let redelivered = false;
-        if (ownPending) {
+        let redelivered = true;
+        const now = Date.now();
+        if (retryOwn && now >= retryOwnAt) {
           entries = await read(reader, name, config.batchMax, '0');
-          redelivered = true;
-          if (entries.length === 0) ownPending = false;
-        } else if (Date.now() - lastClaim >= config.claimIdleMs / 2) {
-          lastClaim = Date.now();
-          entries = await claimIdle(reader, name, config);
-          redelivered = true;
+          if (entries.length === 0) retryOwn = false;
+        } else if (now - lastClaim >= config.claimIdleMs / 2) {
+          lastClaim = now;
+          [claimCursor, entries] = await claimIdle(reader, name, config, claimCursor);
         }
         if (entries.length === 0) {
           entries = await read(reader, name, config.batchMax, '>');
           redelivered = false;
         }
-        const left = entries.length ? await writeBatch(deps, name, entries, redelivered) : 0;
-        if (left) {
-          // Orders refused for a reason of the moment (a conflict, a timeout): again after a pause.
-          ownPending = true;
-          await new Promise((resolve) => setTimeout(resolve, RETRY_PAUSE_MS));
-        }
+        const left = entries.length ? await writeBatch(deps, name, entries, redelivered, attempts) : 0;
+        // Orders refused for a reason of the moment (a conflict, a timeout): again after a pause.
+        if (left) retryLater();
       } catch (err) {
-        ownPending = true;
+        retryLater();
         if (stopped) break;
         if ((err as Error).message?.includes('NOGROUP')) await ensureGroup(reader).catch(() => {});
         else log('order queue: a batch failed; its entries are read again', err);
@@ -125,11 +133,14 @@ async function read(redis: Redis, consumer: string, count: number, from: '0' | '
   return parseEntries(reply?.[0]?.[1] ?? []);
 }
 
-/** Entries other consumers received and left unfinished for longer than the claim time. */
-async function claimIdle(redis: Redis, consumer: string, config: QueueConfig): Promise<QueueEntry[]> {
-  const [, entries] = await redis.xautoclaim(QUEUE_KEY, QUEUE_GROUP, consumer, config.claimIdleMs, '0-0',
+/**
+ * Entries other consumers received and left unfinished for longer than the claim time, scanning
+ * the group's pending entries from `cursor` on; returns where the next scan goes on.
+ */
+async function claimIdle(redis: Redis, consumer: string, config: QueueConfig, cursor: string): Promise<[string, QueueEntry[]]> {
+  const [next, entries] = await redis.xautoclaim(QUEUE_KEY, QUEUE_GROUP, consumer, config.claimIdleMs, cursor,
     'COUNT', config.batchMax) as [string, RawEntry[], string[]];
-  return parseEntries(entries);
+  return [next, parseEntries(entries)];
 }
 
 function parseEntries(raw: RawEntry[]): QueueEntry[] {
@@ -143,8 +154,9 @@ function parseEntries(raw: RawEntry[]): QueueEntry[] {
  * be read again) when the database or Redis failed; a failure that is not final for one order
  * (its write conflicted, a timeout) leaves that entry for the next round.
  */
-async function writeBatch(deps: QueueConsumerDeps, consumer: string, entries: QueueEntry[], redelivered: boolean): Promise<number> {
-  const { db, redis, config } = deps;
+async function writeBatch(deps: QueueConsumerDeps, consumer: string, entries: QueueEntry[], redelivered: boolean,
+  attempts: Map<string, number>): Promise<number> {
+  const { db, redis, config, log } = deps;
   const deadline = Date.now() + config.requestTimeoutMs;
   const ttl = config.recordTtlSeconds;
   let todo = entries;
@@ -167,11 +179,21 @@ async function writeBatch(deps: QueueConsumerDeps, consumer: string, entries: Qu
     const r = results.get(idx)!;
     // Its key is taken: the same order committed meanwhile (a consumer that lost the entry to a claim).
     if (r.orderId !== null || (r.refusal?.code === 'SQL_ERROR' && SAME_ORDER_CONSTRAINTS.has(r.refusal.constraint as string))) {
+      attempts.delete(entry.entryId);
       await recordPlaced(redis, entry, ttl);
       return true;
     }
     const error = toAppError(firstFailure(prepared[idx]!.input, r.refusal, prepared[idx]!.pricingFailure));
-    if (!isFinalRefusal(error)) return false; // not the order's fault: read again later
+    if (!isFinalRefusal(error)) {
+      // Not the order's fault: read again later, a few times; then the buyer is told why.
+      const tried = (attempts.get(entry.entryId) ?? 0) + 1;
+      log(`order queue: order ${entry.order.orderId} not written (${error.code}: ${error.message}), attempt ${tried} of ${MAX_ATTEMPTS}`);
+      if (tried < MAX_ATTEMPTS) {
+        attempts.set(entry.entryId, tried);
+        return false;
+      }
+    }
+    attempts.delete(entry.entryId);
     await recordRejected(redis, entry, consumer, { code: error.code, message: error.message, ...error.details }, ttl);
     return true;
   }));

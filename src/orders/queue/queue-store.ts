@@ -48,9 +48,12 @@ export interface QueuedRecord {
 // Accepts an order: checks the queue's length (backpressure), then every line's units, then takes
 // the units, records the reservation, appends the entry and writes the status record, all or
 // nothing. With an Idempotency-Key, a key already used answers the order it accepted instead.
+// A step already taken changes nothing (ioredis resends a command that got no reply after a
+// reconnect, though it may have run): its reservation, or its status record once the order was
+// decided, exists.
 // KEYS: reservations, queue, status record, idempotency key (or a placeholder), stock mirrors...
 // ARGV: reservation id, reservation JSON, queue limit, entry JSON, record JSON, record TTL (s),
-//       idempotency value ("" for none), then each line's units.
+//       idempotency value ("" for none), idempotency TTL (s), then each line's units.
 // Returns {0} accepted, {1, i} line i short, {2, i} line i has no mirror, {3} queue full,
 // {4, value} the idempotency key's earlier order.
 const ACCEPT_LUA = `
@@ -58,18 +61,18 @@ if ARGV[7] ~= '' then
   local earlier = redis.call('GET', KEYS[4])
   if earlier then return {4, earlier} end
 end
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0} end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return {0} end
 if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[3]) then return {3} end
 for i = 5, #KEYS do
   local stock = tonumber(redis.call('GET', KEYS[i]))
   if stock == nil then return {2, i - 4} end
-  if stock < tonumber(ARGV[i + 3]) then return {1, i - 4} end
+  if stock < tonumber(ARGV[i + 4]) then return {1, i - 4} end
 end
-for i = 5, #KEYS do redis.call('DECRBY', KEYS[i], ARGV[i + 3]) end
+for i = 5, #KEYS do redis.call('DECRBY', KEYS[i], ARGV[i + 4]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XADD', KEYS[2], '*', 'order', ARGV[4])
 redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6])
-if ARGV[7] ~= '' then redis.call('SET', KEYS[4], ARGV[7], 'EX', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('SET', KEYS[4], ARGV[7], 'EX', ARGV[8]) end
 return {0}`;
 
 // The order row committed: its reservation is settled (the units stay taken), the record says so
@@ -125,9 +128,11 @@ export interface AcceptArgs {
   reservationDeadline: number;
   maxQueued: number;
   recordTtlSeconds: number;
-  /** The Idempotency-Key and the request's fingerprint, when the buyer sent a key. */
-  idempotency?: { key: string; fingerprint: string };
+  /** The Idempotency-Key, the request's fingerprint and how long the key is kept (s), when the buyer sent a key. */
+  idempotency?: QueuedIdempotency;
 }
+
+export interface QueuedIdempotency { key: string; fingerprint: string; ttlSeconds: number }
 
 export type AcceptResult =
   | { accepted: true }
@@ -146,7 +151,7 @@ export async function acceptQueued(redis: Redis, a: AcceptArgs): Promise<AcceptR
     a.idempotency ? idempotencyKey(order.userId, a.idempotency.key) : 'queued-key:none',
     ...lines.map((l) => stockKey(l.productId)),
     order.requestKey, reservation, a.maxQueued, JSON.stringify(order), JSON.stringify(record), a.recordTtlSeconds, idem,
-    ...lines.map((l) => l.count));
+    a.idempotency?.ttlSeconds ?? 0, ...lines.map((l) => l.count));
   switch (code) {
     case 0: return { accepted: true };
     case 3: return { accepted: false, reason: 'full' };
