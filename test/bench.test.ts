@@ -220,7 +220,7 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
   const out = await tempDir('bench-open-');
   const { code, stdout, stderr } = await runBench(['--scenarios', 'mixed-100', '--variants', 'row-lock', '--connections', '3',
     '--orders', '4', '--warmup', '1', '--repeat', '2', '--pool', '2,4', '--ceiling-duration', '1', '--rate', '40,20', '--open-duration', '1',
-    '--no-settings-cost', '--no-scale-out', '--no-queued', '--out', out], process.env);
+    '--no-settings-cost', '--no-scale-out', '--out', out], process.env);
   assert.equal(code, 0, stderr.slice(-3000));
   assert.match(stdout, /mixed-100: open loop, 3 users' orders arriving at a fixed rate/);
   assert.match(stderr, /expected to take about/);
@@ -268,7 +268,7 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
 test('bench --connections 2,3: the concurrency sweep over those users, audited; pgbench -N beside the ceiling', async () => {
   const out = await tempDir('bench-sweep-');
   const { code, stdout, stderr } = await runBench(['--scenarios', 'hot-100', '--variants', 'one-round-trip,batched', '--connections', '2,3',
-    '--orders', '2', '--warmup', '1', '--repeat', '1', '--no-open-loop', '--no-settings-cost', '--no-scale-out', '--no-queued', '--ceiling-duration', '1',
+    '--orders', '2', '--warmup', '1', '--repeat', '1', '--no-open-loop', '--no-settings-cost', '--no-scale-out', '--ceiling-duration', '1',
     '--out', out], process.env);
   assert.equal(code, 0, stderr.slice(-3000));
   const result = await readResult(out);
@@ -311,7 +311,7 @@ test('with nothing on the usual ports the bench starts its own PostgreSQL and Re
   delete env.DATABASE_URL;
   delete env.REDIS_URL;
   const { code, stderr } = await runBench(['--scenarios', 'flash-sale', '--variants', 'row-lock,redis',
-    '--connections', '2', '--orders', '3', '--warmup', '1', '--repeat', '1', '--no-open-loop', '--no-queued', '--ceiling-duration', '1', '--out', out,
+    '--connections', '2', '--orders', '3', '--warmup', '1', '--repeat', '1', '--no-open-loop', '--ceiling-duration', '1', '--out', out,
     '--probe-postgres', 'postgres://postgres@127.0.0.1:1/postgres', '--probe-redis', 'redis://127.0.0.1:1'], env);
   assert.equal(code, 0, stderr.slice(-3000));
   assert.match(stderr, /starting an embedded one/);

@@ -196,6 +196,16 @@ test('a queued order written already is not written again, even where verifying 
   assert.equal(await queueLength(env.redis), 0, 'no second entry');
 });
 
+test('a status record left under the same order id by another acceptance (ids started over) does not stop an acceptance', async () => {
+  const request = env.body([{ productId: 10, count: 2 }]);
+  const order: QueuedOrder = { orderId: 424242, createdAt: Date.now(), userId: 14, requestKey: '00000000-0000-4000-8000-000000000001', request };
+  await env.redis.set('queued-order:424242', JSON.stringify({ status: 'placed', requestKey: '00000000-0000-4000-8000-000000000002', userId: 3 }));
+  assert.deepEqual(await acceptQueued(env.redis, { order, reservationDeadline: Date.now() + 60_000, maxQueued: 10, recordTtlSeconds: 60 }), { accepted: true });
+  assert.equal(await mirrorOf(10), 998, 'its units taken');
+  assert.equal(await queueLength(env.redis), 1, 'its entry queued');
+  assert.equal(JSON.parse((await env.redis.get('queued-order:424242'))!).requestKey, order.requestKey);
+});
+
 test('GET: the order row wins over a status record that says otherwise', async () => {
   const { orderNo } = await json(await env.order('queued', 13, env.body([{ productId: 9, count: 1 }])));
   await startConsumer();

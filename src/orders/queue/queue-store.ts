@@ -36,6 +36,8 @@ export type QueuedStatus = 'queued' | 'placed' | 'rejected';
 /** The status record of a queued order, kept for QUEUE_RECORD_TTL_SECONDS. */
 export interface QueuedRecord {
   status: QueuedStatus;
+  /** The order's request key: which acceptance the record belongs to. */
+  requestKey: string;
   userId: number;
   createdAt: number;
   request: OrderRequest;
@@ -50,7 +52,8 @@ export interface QueuedRecord {
 // nothing. With an Idempotency-Key, a key already used answers the order it accepted instead.
 // A step already taken changes nothing (ioredis resends a command that got no reply after a
 // reconnect, though it may have run): its reservation, or its status record once the order was
-// decided, exists.
+// decided, exists under its request key. (A record under the same order id with another request
+// key is left from a database whose ids started over: it is overwritten.)
 // KEYS: reservations, queue, status record, idempotency key (or a placeholder), stock mirrors...
 // ARGV: reservation id, reservation JSON, queue limit, entry JSON, record JSON, record TTL (s),
 //       idempotency value ("" for none), idempotency TTL (s), then each line's units.
@@ -61,7 +64,9 @@ if ARGV[7] ~= '' then
   local earlier = redis.call('GET', KEYS[4])
   if earlier then return {4, earlier} end
 end
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('EXISTS', KEYS[3]) == 1 then return {0} end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0} end
+local decided = redis.call('GET', KEYS[3])
+if decided and cjson.decode(decided).requestKey == ARGV[1] then return {0} end
 if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[3]) then return {3} end
 for i = 5, #KEYS do
   local stock = tonumber(redis.call('GET', KEYS[i]))
@@ -143,7 +148,7 @@ export type AcceptResult =
 export async function acceptQueued(redis: Redis, a: AcceptArgs): Promise<AcceptResult> {
   const { order } = a;
   const lines: Line[] = order.request.items.map((i) => ({ productId: i.productId, count: i.count }));
-  const record: QueuedRecord = { status: 'queued', userId: order.userId, createdAt: order.createdAt, request: order.request };
+  const record: QueuedRecord = { status: 'queued', requestKey: order.requestKey, userId: order.userId, createdAt: order.createdAt, request: order.request };
   const reservation = JSON.stringify({ deadline: a.reservationDeadline, lines: lines.map((l) => [l.productId, l.count]) });
   const idem = a.idempotency ? JSON.stringify({ orderId: order.orderId, createdAt: order.createdAt, fingerprint: a.idempotency.fingerprint }) : '';
   const [code, value] = await scripts(redis).acceptQueued(4 + lines.length,
@@ -168,7 +173,9 @@ export interface QueueEntry { entryId: string; order: QueuedOrder }
 
 export async function recordPlaced(redis: Redis, entry: QueueEntry, ttlSeconds: number) {
   const { order } = entry;
-  const record: QueuedRecord = { status: 'placed', userId: order.userId, createdAt: order.createdAt, request: order.request, decidedAt: Date.now() };
+  const record: QueuedRecord = {
+    status: 'placed', requestKey: order.requestKey, userId: order.userId, createdAt: order.createdAt, request: order.request, decidedAt: Date.now(),
+  };
   await scripts(redis).recordPlaced(3, RESERVATIONS_KEY, QUEUE_KEY, recordKey(order.orderId),
     QUEUE_GROUP, entry.entryId, order.requestKey, JSON.stringify(record), ttlSeconds);
 }
@@ -177,7 +184,10 @@ export async function recordPlaced(redis: Redis, entry: QueueEntry, ttlSeconds: 
 export async function recordRejected(redis: Redis, entry: QueueEntry, consumer: string,
   error: QueuedRecord['error'], ttlSeconds: number): Promise<boolean> {
   const { order } = entry;
-  const record: QueuedRecord = { status: 'rejected', userId: order.userId, createdAt: order.createdAt, request: order.request, decidedAt: Date.now(), error };
+  const record: QueuedRecord = {
+    status: 'rejected', requestKey: order.requestKey, userId: order.userId, createdAt: order.createdAt, request: order.request,
+    decidedAt: Date.now(), error,
+  };
   const items = order.request.items;
   const recorded = await scripts(redis).recordRejected(3 + items.length, RESERVATIONS_KEY, QUEUE_KEY, recordKey(order.orderId),
     ...items.map((i) => stockKey(i.productId)),
