@@ -18,14 +18,16 @@ import { QUEUE_GROUP, QUEUE_KEY, recordPlaced, recordRejected, type QueueEntry, 
 //
 // Exactly one outcome per accepted order, whatever dies when:
 // - an order row carries the entry's request key (unique): a redelivered entry whose order
-//   committed is recognised by it before anything is written again, and recorded as placed;
+//   committed is recognised by it before anything is written again, and recorded as placed; and
+//   place_orders itself answers a queued order whose row exists with that row (sql/place-order.sql);
 // - an outcome (placed or rejected) is recorded together with the entry's acknowledgement, in one
 //   Lua step (queue-store.ts); an entry left unacknowledged (the process died, the database
 //   failed) is read again: by this consumer once the failure passes, by any other after
 //   QUEUE_CLAIM_IDLE_MS;
 // - a rejection is recorded only by the consumer that holds the entry, and an entry is taken over
-//   only after longer than a write can last (QUEUE_CLAIM_IDLE_MS > DB_STATEMENT_TIMEOUT_MS), so a
-//   slow consumer's rejection cannot contradict a newer holder's placement.
+//   only after longer than a write can last (QUEUE_CLAIM_IDLE_MS > REQUEST_TIMEOUT_MS +
+//   DB_STATEMENT_TIMEOUT_MS: the waits for connections share one deadline, then the statement),
+//   so a slow consumer's write has ended before a newer holder decides.
 
 export interface QueueConsumerDeps {
   db: Database;
