@@ -14,7 +14,7 @@ import { httpLoad, type LoadResult } from './load.ts';
 import { openLoop } from './open-loop.ts';
 import { cpuBetween, sampleServiceCpu } from './proc-cpu.ts';
 import { progress } from './progress.ts';
-import { loopsFor, WARMUP_SALT, withSql } from './run.ts';
+import { loopsFor, WARMUP_SALT, withSql, type CellContext } from './run.ts';
 import { seedFor, type Scale, type Scenario } from './scenarios.ts';
 import { startService, type ServiceProcess } from './service-process.ts';
 import { spread, type Spread } from './summary.ts';
@@ -72,17 +72,8 @@ export interface QueuedOpenPoint extends QueuedOutcome {
   latencyMs: LatencySummary;
 }
 
-export interface QueuedContext {
-  databaseUrl: string;
-  /** The durable redis-server's URL and a client of it (the bench's key prefix). */
-  redisUrl: string;
-  redisKeyPrefix: string;
-  redis: Redis;
-  poolSize: number;
-  warmupOrdersPerConnection: number;
-  round: number;
-  label: string;
-}
+/** A cell's context, with `redisUrl` and `redis` naming the durable redis-server the queue runs on. */
+export type QueuedContext = CellContext;
 
 /** Longest wait for the queue to drain after a run. */
 const DRAIN_TIMEOUT_MS = 120_000;
@@ -100,7 +91,7 @@ export async function runQueued(scenario: Scenario, scale: Scale, ctx: QueuedCon
     try {
       const loop = loopsFor(scenario, seed, scale);
       await httpLoad(service.url, 'queued', loop(ctx.warmupOrdersPerConnection, WARMUP_SALT, `${ctx.label} warm-up`));
-      const warmLeft = await drained(ctx.redis);
+      const warmLeft = await queueDrained(ctx.redis, DRAIN_TIMEOUT_MS);
       if (warmLeft) throw new Error(`the warm-up's orders did not drain within ${DRAIN_TIMEOUT_MS / 1000} s (${warmLeft} left)`);
       await freshData(admin, ctx.redis, seed);
       const before = sampleServiceCpu(service.pid);
@@ -169,11 +160,14 @@ async function openPoint(service: ServiceProcess, admin: Sql, ctx: QueuedContext
   }
 }
 
-/** Resolves once the queue is empty, with 0; after DRAIN_TIMEOUT_MS, with the entries left. */
-async function drained(redis: Redis): Promise<number> {
-  const until = Date.now() + DRAIN_TIMEOUT_MS;
+/**
+ * Resolves once the queue is empty, with 0; after `boundMs`, with the entries left (-1: Redis did
+ * not answer). Asks again while the client reconnects (after a Redis fault).
+ */
+export async function queueDrained(redis: Redis, boundMs: number): Promise<number> {
+  const until = Date.now() + boundMs;
   for (;;) {
-    const left = await queueLength(redis);
+    const left = await queueLength(redis).catch(() => -1);
     if (left === 0 || Date.now() > until) return left;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -185,7 +179,7 @@ async function settle(admin: Sql, redis: Redis, seed: SeedOptions, orderNumbers:
   const loadEnd = Date.now();
   const bar = progress(label, 1);
   // Left undrained, the run is reported (its 202s without an outcome counted), not lost.
-  const left = await drained(redis);
+  const left = await queueDrained(redis, DRAIN_TIMEOUT_MS);
   const drainSec = (Date.now() - loadEnd) / 1000;
   const ids = accepted.map((c) => orderNumbers.parse(c.orderNo)?.id ?? 0);
   const records = await readQueuedRecords(redis, ids);

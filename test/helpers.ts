@@ -189,3 +189,14 @@ export async function assertUnitsConserved(sql: Sql, initialStock: number, succe
   const [{ orders }] = await sql`select count(*)::int as orders from orders` as unknown as [{ orders: number }];
   assert.equal(orders, successes);
 }
+
+/** The URL in a starting service's "listening on" line, once `output` has it; rejects after 30 s. */
+export function listeningUrl(output: () => string): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no listening line within 30 s:\n${output()}`)), 30_000);
+    const poll = setInterval(() => {
+      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(output());
+      if (match) { clearInterval(poll); clearTimeout(timer); resolve(match[1]!); }
+    }, 50);
+  });
+}

@@ -5,7 +5,7 @@ import { after, before, beforeEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { createApp } from '../src/app.ts';
-import { createTestEnv, holdRow, json, type TestEnv } from './helpers.ts';
+import { createTestEnv, holdRow, json, listeningUrl, type TestEnv } from './helpers.ts';
 
 // The service as its documented start command runs it (`npm start`): signals, draining, and the
 // supervisor that restarts a worker which dies.
@@ -29,13 +29,7 @@ async function npmStart(extraEnv: Record<string, string> = {}): Promise<Service>
   npm.stdout!.on('data', (d) => { output += d; });
   npm.stderr!.on('data', (d) => { output += d; });
   const exited = once(npm, 'exit').then(([code]) => code as number | null);
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line within 30 s:\n${output}`)), 30_000);
-    const poll = setInterval(() => {
-      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(output);
-      if (match) { clearInterval(poll); clearTimeout(timer); resolve(match[1]!); }
-    }, 50);
-  });
+  const url = await listeningUrl(() => output);
   return { npm, url, output: () => output, exited };
 }
 

@@ -10,7 +10,7 @@ import { readMirroredStock } from '../src/orders/redis-stock.ts';
 import { sessionIdOf } from '../src/seed.ts';
 import { boundedPool } from '../src/transaction.ts';
 import { startOwnRedis, type OwnRedis } from '../servers/own-redis.ts';
-import { createTestEnv, json, productRow, type TestEnv } from './helpers.ts';
+import { createTestEnv, json, listeningUrl, productRow, type TestEnv } from './helpers.ts';
 
 // Nothing the queued variant answered 202 for is lost or doubled when its queue's server is killed
 // (a redis-server of this test's own, with an append-only file synced on every write) or when the
@@ -96,13 +96,7 @@ async function startService(extraEnv: Record<string, string>): Promise<Service> 
   let output = '';
   child.stdout!.on('data', (d) => { output += d; });
   child.stderr!.on('data', (d) => { output += d; });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no listening line within 30 s:\n${output}`)), 30_000);
-    const poll = setInterval(() => {
-      const match = /listening on (http:\/\/[\d.]+:\d+)/.exec(output);
-      if (match) { clearInterval(poll); clearTimeout(timer); resolve(match[1]!); }
-    }, 50);
-  });
+  const url = await listeningUrl(() => output);
   return { child, url, output: () => output };
 }
 

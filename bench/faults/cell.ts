@@ -4,13 +4,14 @@ import { createRedis } from '../../src/connections.ts';
 import { recreateSchema } from '../../src/database.ts';
 import type { OrderNumbers } from '../../src/orders/order-number.ts';
 import { QUEUED, type OrderRouteVariant } from '../../src/orders/variants/index.ts';
-import { queueLength, readQueuedRecords } from '../../src/orders/queue/queue-store.ts';
+import { readQueuedRecords } from '../../src/orders/queue/queue-store.ts';
 import { clearRedisNamespace } from '../../src/redis-namespace.ts';
 import { seed, sessionIdOf, type SeedOptions } from '../../src/seed.ts';
 import { saveSessions } from '../../src/sessions.ts';
 import { audit, type AuditResult } from '../audit.ts';
 import { orderStream } from '../bodies.ts';
 import { progress } from '../progress.ts';
+import { queueDrained } from '../queued.ts';
 import { withSql } from '../run.ts';
 import { SCENARIOS } from '../scenarios.ts';
 import { startService, type ServiceSettings } from '../service-process.ts';
@@ -177,7 +178,8 @@ export async function runFaultCell(faultName: FaultName, variant: OrderRouteVari
 
         // queued: what was accepted is written after the load; the audit waits for it.
         const drainStart = Date.now();
-        if (variant === QUEUED) await drain(redis, t.recoveryBoundMs);
+        const left = variant === QUEUED ? await queueDrained(redis, t.recoveryBoundMs) : 0;
+        if (left) throw new Error(`the order queue did not drain within ${t.recoveryBoundMs / 1000} s`);
         const drainSec = (Date.now() - drainStart) / 1000;
         const mirrors = variant === 'redis' || variant === QUEUED ? await waitForMirrors(admin, redis, t.mirrorWaitMs) : null;
         await service.stop(15_000);
@@ -219,16 +221,6 @@ export async function runFaultCell(faultName: FaultName, variant: OrderRouteVari
   } finally {
     redis.disconnect();
     await pooler?.remove();
-  }
-}
-
-/** Waits until the queue is empty; throws after `boundMs`. */
-async function drain(redis: Redis, boundMs: number) {
-  const until = Date.now() + boundMs;
-  // Right after a Redis fault the bench's own client may still be reconnecting: asked again.
-  while ((await queueLength(redis).catch(() => -1)) !== 0) {
-    if (Date.now() > until) throw new Error(`the order queue did not drain within ${boundMs / 1000} s`);
-    await sleep(50);
   }
 }
 
