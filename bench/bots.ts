@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
 import { loadConfig } from '../src/config.ts';
+import type { Sql } from '../src/connections.ts';
 import { recreateSchema } from '../src/database.ts';
-import { createOrderNumbers } from '../src/orders/order-number.ts';
-import type { VariantName } from '../src/orders/variants/index.ts';
+import { createOrderNumbers, type OrderNumbers } from '../src/orders/order-number.ts';
+import { QUEUED, type OrderRouteVariant } from '../src/orders/variants/index.ts';
 import { clearRedisNamespace } from '../src/redis-namespace.ts';
 import { ADMISSION_KEY_PREFIX } from '../src/routes/admission.ts';
 import { reseed, sessionIdOf, type SeedOptions } from '../src/seed.ts';
@@ -11,6 +12,7 @@ import { orderStream } from './bodies.ts';
 import type { LatencySummary } from './latency.ts';
 import { httpLoad } from './load.ts';
 import { progress } from './progress.ts';
+import { settleQueued } from './queued.ts';
 import { withSql } from './run.ts';
 import { SCENARIOS } from './scenarios.ts';
 import { startService } from './service-process.ts';
@@ -21,6 +23,8 @@ import { spread, type Spread } from './summary.ts';
 // bots take units the buyers wanted; with a per-user limit (src/routes/admission.ts) each bot gets
 // its allowance and no more. Three runs per variant: no bots, bots with limits off, bots with
 // limits on; every run audited. What counts is the ordinary buyers' success rate and latency.
+// For `queued` a success is a 202 whose order was then written (the run waits for the drain), and
+// its latency the 202's.
 
 export const BOTS = 'bots';
 
@@ -36,7 +40,7 @@ export type BotsMode = (typeof BOTS_MODES)[number];
 export type BotsShape = (typeof BOTS_SHAPE)['full'];
 
 export interface BotsRun {
-  variant: VariantName;
+  variant: OrderRouteVariant;
   mode: BotsMode;
   round: number;
   buyers: { requests: number; successes: number; successRate: number; latencyMs: LatencySummary; failures: Record<string, number> };
@@ -46,7 +50,7 @@ export interface BotsRun {
 }
 
 export interface BotsCell {
-  variant: VariantName;
+  variant: OrderRouteVariant;
   mode: BotsMode;
   successRate: Spread;
   p50Ms: Spread;
@@ -63,6 +67,8 @@ export interface BotsContext {
   redisKeyPrefix: string;
   redis: Redis;
   poolSize: number;
+  /** The durable redis-server the queued variant's runs use (queue, mirrors, sessions). */
+  queue?: { redisUrl: string; redis: Redis };
 }
 
 const FLASH = SCENARIOS['flash-sale'];
@@ -76,7 +82,7 @@ export function botsSeed(shape: BotsShape): SeedOptions {
 }
 
 /** Every variant in every mode, `repeat` rounds, modes in another order each round. */
-export async function runBots(variants: VariantName[], shape: BotsShape, repeat: number, ctx: BotsContext,
+export async function runBots(variants: OrderRouteVariant[], shape: BotsShape, repeat: number, ctx: BotsContext,
   progress: { before(label: string): void; after(): void }): Promise<BotsResult> {
   const runs: BotsRun[] = [];
   for (let round = 1; round <= repeat; round++) {
@@ -94,8 +100,10 @@ export async function runBots(variants: VariantName[], shape: BotsShape, repeat:
   return { shape, limits: BOTS_LIMITS, runs, cells: summarizeBots(runs) };
 }
 
-async function runBotsCell(variant: VariantName, mode: BotsMode, round: number, shape: BotsShape, ctx: BotsContext,
+async function runBotsCell(variant: OrderRouteVariant, mode: BotsMode, round: number, shape: BotsShape, cellCtx: BotsContext,
   label: string): Promise<BotsRun> {
+  if (variant === QUEUED && !cellCtx.queue) throw new Error('bots: the queued variant needs a durable redis-server (BotsContext.queue)');
+  const ctx = variant === QUEUED && cellCtx.queue ? { ...cellCtx, ...cellCtx.queue } : cellCtx;
   const seed = botsSeed(shape);
   const orderNumbers = createOrderNumbers(loadConfig().hashidsSalt);
   await withSql(ctx.databaseUrl, 2, (sql) => recreateSchema(sql));
@@ -130,20 +138,21 @@ async function runBotsCell(variant: VariantName, mode: BotsMode, round: number, 
       const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (failed) throw new Error(`a bot connection failed: ${String(failed.reason)}`);
       const botAnswers = settled.flatMap((r) => (r.status === 'fulfilled' ? r.value : []));
-      const verdict = await audit(admin, ctx.redis, {
-        initialStock: seed.stock, initialPoints: seed.pointsPerUser, orderNumbers, checkMirrors: variant === 'redis',
-        created: [...buyers.created, ...botAnswers.flatMap((a) => (a.created ? [a.created] : []))],
-      });
+      const created = [...buyers.created, ...botAnswers.flatMap((a) => (a.created ? [a.created] : []))];
+      const { problems, successful } = variant === QUEUED
+        ? await settleQueuedRun(admin, ctx.redis, seed, orderNumbers, created, `${label} drain`)
+        : await auditRun(admin, ctx.redis, seed, orderNumbers, created, variant);
+      const buyerSuccesses = buyers.created.filter((c) => successful(c.orderNo)).length;
       const run: BotsRun = {
         variant, mode, round,
-        buyers: { requests: buyers.requests, successes: buyers.successes, successRate: buyers.successes / buyers.requests,
+        buyers: { requests: buyers.requests, successes: buyerSuccesses, successRate: buyerSuccesses / buyers.requests,
           latencyMs: buyers.latencyMs, failures: buyers.failures },
-        bots: { requests: botAnswers.length, successes: botAnswers.filter((a) => a.created).length,
+        bots: { requests: botAnswers.length, successes: botAnswers.filter((a) => a.created && successful(a.created.orderNo)).length,
           rateLimited: botAnswers.filter((a) => a.code === 'RATE_LIMITED').length },
-        clean: verdict.clean, problems: verdict.problems,
+        clean: problems.length === 0, problems,
       };
       bar.finish(`buyers ${run.buyers.successes}/${run.buyers.requests} placed (p99 ${buyers.latencyMs.p99} ms); ` +
-        `bots ${run.bots.successes}/${run.bots.requests} placed, ${run.bots.rateLimited} refused 429; audit ${verdict.clean ? 'clean' : verdict.problems.join(', ')}`);
+        `bots ${run.bots.successes}/${run.bots.requests} placed, ${run.bots.rateLimited} refused 429; audit ${run.clean ? 'clean' : problems.join(', ')}`);
       return run;
     } finally {
       // The bots' requests in flight are answered before the service stops.
@@ -156,12 +165,29 @@ async function runBotsCell(variant: VariantName, mode: BotsMode, round: number, 
 
 interface BotAnswer { created?: Created; code?: string }
 
+interface RunVerdict { problems: string[]; successful: (orderNo: string) => boolean }
+
+/** A synchronous variant: every order answered 201 is placed; the audit checks the database. */
+async function auditRun(admin: Sql, redis: Redis, seed: SeedOptions, orderNumbers: OrderNumbers, created: Created[],
+  variant: OrderRouteVariant): Promise<RunVerdict> {
+  const verdict = await audit(admin, redis, { initialStock: seed.stock, initialPoints: seed.pointsPerUser, orderNumbers,
+    checkMirrors: variant === 'redis', created });
+  return { problems: verdict.problems, successful: () => true };
+}
+
+/** queued: waits for the drain; a 202 counts once its order is written (a rejection does not). */
+async function settleQueuedRun(admin: Sql, redis: Redis, seed: SeedOptions, orderNumbers: OrderNumbers, accepted: Created[],
+  label: string): Promise<RunVerdict> {
+  const { outcome, placedOrderNos } = await settleQueued(admin, redis, seed, orderNumbers, accepted, Date.now(), label);
+  return { problems: outcome.problems, successful: (orderNo) => placedOrderNos.has(orderNo) };
+}
+
 /**
  * One bot connection: orders back to back until the buyers are done; every answer is awaited (the
  * audit needs them all). `untilRefused`: it goes on until refused once, at most an allowance
  * beyond, so that a run with limits on always shows the limit at work, however short.
  */
-async function botConnection(url: string, variant: VariantName, seed: SeedOptions, userId: number,
+async function botConnection(url: string, variant: OrderRouteVariant, seed: SeedOptions, userId: number,
   o: { done: () => boolean; untilRefused: boolean }): Promise<BotAnswer[]> {
   const next = orderStream(FLASH, seed, userId);
   const answers: BotAnswer[] = [];

@@ -203,6 +203,19 @@ async function main(): Promise<number> {
     const redis = createRedis({ redisUrl, redisKeyPrefix });
     await redis.connect();
     cleanups.push(() => redis.quit());
+    /** A redis-server of the bench's own syncing every write, for the queue; null (said why) when none starts. */
+    const startQueueRedis = async () => {
+      const durable = await startOwnRedis('redis-server', { durable: true }).catch((err: Error) => {
+        log(`queued: not run: no durable redis-server of the bench's own (${err.message.split('\n')[0]})`);
+        return null;
+      });
+      if (!durable) return null;
+      cleanups.push(() => durable.remove());
+      const queueRedis = createRedis({ redisUrl: durable.url, redisKeyPrefix });
+      await queueRedis.connect();
+      cleanups.push(() => queueRedis.quit());
+      return { redisUrl: durable.url, redis: queueRedis };
+    };
 
     // The open loop and the lifecycle scenario run at the first pool size of a sweep.
     const pool = o.pool[0]!;
@@ -224,7 +237,7 @@ async function main(): Promise<number> {
       ordersPerBuyer: o.orders ?? LIFECYCLE_SCALE[o.quick ? 'quick' : 'full'].ordersPerBuyer,
     };
     const lifecycleVariants = o.scenarios.includes(LIFECYCLE) ? variants : [];
-    const botsVariants = o.scenarios.includes(BOTS) ? variants : [];
+    const botsVariants: OrderRouteVariant[] = o.scenarios.includes(BOTS) ? [...variants, ...(runsQueued ? [QUEUED] as const : [])] : [];
     const botsShape = { ...BOTS_SHAPE[o.quick ? 'quick' : 'full'], ...(users && { buyers: users }), ...(o.orders && { ordersPerBuyer: o.orders }) };
     const botsRunSec = estimateHttpRunSec({ connections: botsShape.buyers, ordersPerConnection: botsShape.ordersPerBuyer });
     // By default, the open loop follows the scenarios run. Shares of capacity need that capacity
@@ -257,10 +270,10 @@ async function main(): Promise<number> {
     const openEstimate = estimateOpenSec(steps, openDuration);
     const floorMinRequests = fullScale ? FLOOR_MIN_REQUESTS : 0;
     const floorSec = (scale: Scale) => estimateFloorSec(scale.connections * floorOrdersPerConnection(scale, floorMinRequests));
-    // queued: per scenario and round an HTTP run and its drain, and hot-100's open loop once.
+    // queued: per scenario and round an HTTP run and its drain, and each open-loop scenario's point once.
     const queuedRunSec = (scale: Scale, openPoints: number) => 2 * estimateHttpRunSec(scale) + openPoints * 2 * openDuration * 3;
     const queuedSec = runsQueued ? repeat * closedScenarios.reduce((t, s) => t + queuedRunSec(scaleOf(s), 0), 0) +
-      (closedScenarios.includes('hot-100') && o.openLoop !== false ? queuedRunSec(scaleOf('hot-100'), 1) - queuedRunSec(scaleOf('hot-100'), 0) : 0) : 0;
+      closedScenarios.filter((s) => openScenarios.includes(s)).length * 2 * openDuration * 3 : 0;
     const estimate = queuedSec + planned.reduce((t, c, k) => t + estimateCellSec(c.scale, sellsOut(SCENARIOS[c.scenario])) +
       (startsGroup(planned, k) ? floorSec(c.scale) + (ceilingMissing ? 0 : ceilingSec(c.scenario, c.scale)) : 0), 0) + openScenarios.length * variants.length * openEstimate +
       lifecycleVariants.length * estimateLifecycleSec(lifecycleScale) + (settingsRuns + scaleOutRuns) * estimateHttpRunSec(settingsScale) +
@@ -335,8 +348,10 @@ async function main(): Promise<number> {
       clock.done(estimateLifecycleSec(lifecycleScale));
     }
 
-    const bots: BotsResult | null = botsVariants.length ? await runBots(botsVariants, botsShape, repeat,
-      { databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool }, {
+    // queued's runs (its own, and in the bots scenario) keep the queue on a durable redis-server of the bench's own.
+    const queueRedis = runsQueued && (closedScenarios.length || botsVariants.length) ? await startQueueRedis() : null;
+    const bots: BotsResult | null = botsVariants.length ? await runBots(botsVariants.filter((v) => v !== QUEUED || queueRedis), botsShape, repeat,
+      { databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool, ...(queueRedis && { queue: queueRedis }) }, {
         before: (label) => log(`${label}: ${clock.line()}`),
         after: () => clock.done(botsRunSec),
       }) : null;
@@ -382,44 +397,34 @@ async function main(): Promise<number> {
     }
 
     let queued: QueuedResult | null = null;
-    if (runsQueued && closedScenarios.length) {
-      const durable = await startOwnRedis('redis-server', { durable: true }).catch((err: Error) => {
-        log(`queued: not run: no durable redis-server of the bench's own (${err.message.split('\n')[0]})`);
-        return null;
-      });
-      if (durable) {
-        cleanups.push(() => durable.remove());
-        const queueRedis = createRedis({ redisUrl: durable.url, redisKeyPrefix });
-        await queueRedis.connect();
-        cleanups.push(() => queueRedis.quit());
-        const runs: QueuedRun[] = [];
-        const queuedBroken: string[] = [];
-        const openPoints: QueuedOpenPoint[] = [];
-        for (let round = 1; round <= repeat; round++) {
-          for (const scenarioName of closedScenarios) {
-            const scale = scaleOf(scenarioName);
-            const label = `[queued round ${round}] ${scenarioName}`;
-            log(`${label}: ${clock.line()}`);
-            // The open loop once, in the first round, at 75% of that run's accepted rate.
-            const shares = round === 1 && scenarioName === 'hot-100' && o.openLoop !== false ? [QUEUED_OPEN_SHARE] : [];
-            // A run that breaks off is reported as such; the rest of the bench's results are kept.
-            const result = await runQueued(SCENARIOS[scenarioName], scale, {
-              databaseUrl, redisUrl: durable.url, redisKeyPrefix, redis: queueRedis, poolSize: pool, round, label,
-              warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, scale.ordersPerConnection),
-            }, shares, openDuration * 2).catch((err: Error) => {
-              log(`${label}: FAILED: ${err.message}`);
-              queuedBroken.push(`${scenarioName} round ${round}: ${err.message}`);
-              return null;
-            });
-            if (result) {
-              runs.push(result.run);
-              openPoints.push(...result.open);
-            }
-            clock.done(queuedRunSec(scale, shares.length));
+    if (queueRedis && closedScenarios.length) {
+      const runs: QueuedRun[] = [];
+      const queuedBroken: string[] = [];
+      const openPoints: QueuedOpenPoint[] = [];
+      for (let round = 1; round <= repeat; round++) {
+        for (const scenarioName of closedScenarios) {
+          const scale = scaleOf(scenarioName);
+          const label = `[queued round ${round}] ${scenarioName}`;
+          log(`${label}: ${clock.line()}`);
+          // The open loop once per open-loop scenario, in the first round, at 75% of that run's accepted rate.
+          const shares = round === 1 && openScenarios.includes(scenarioName) ? [QUEUED_OPEN_SHARE] : [];
+          // A run that breaks off is reported as such; the rest of the bench's results are kept.
+          const result = await runQueued(SCENARIOS[scenarioName], scale, {
+            databaseUrl, redisUrl: queueRedis.redisUrl, redisKeyPrefix, redis: queueRedis.redis, poolSize: pool, round, label,
+            warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, scale.ordersPerConnection),
+          }, shares, openDuration * 2).catch((err: Error) => {
+            log(`${label}: FAILED: ${err.message}`);
+            queuedBroken.push(`${scenarioName} round ${round}: ${err.message}`);
+            return null;
+          });
+          if (result) {
+            runs.push(result.run);
+            openPoints.push(...result.open);
           }
+          clock.done(queuedRunSec(scale, shares.length));
         }
-        queued = summarizeQueued(runs, openPoints, queuedBroken);
       }
+      queued = summarizeQueued(runs, openPoints, queuedBroken);
     }
 
     const targets = [...evaluateTargets(summaries, { fullScale }),
@@ -441,7 +446,7 @@ async function main(): Promise<number> {
       ...(sweep?.cells.filter((c) => !c.clean).map((c) => `${c.scenario}/${c.variant} with ${c.connections} users`) ?? []),
       ...(queued?.summaries.filter((s) => !s.clean).map((s) => `${s.scenario}/queued`) ?? []),
       ...(queued?.broken.map((b) => `queued ${b}`) ?? []),
-      ...(queued?.open.filter((p) => p.problems.length).map((p) => `hot-100/queued open loop at ${Math.round(p.offeredPerSec)}/s`) ?? []),
+      ...(queued?.open.filter((p) => p.problems.length).map((p) => `${p.scenario}/queued open loop at ${Math.round(p.offeredPerSec)}/s`) ?? []),
     ];
     if (damaged.length) {
       log(`AUDIT FAILED for ${damaged.join(', ')}`);

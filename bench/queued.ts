@@ -63,6 +63,7 @@ export interface QueuedRun extends QueuedOutcome {
 }
 
 export interface QueuedOpenPoint extends QueuedOutcome {
+  scenario: Scenario['name'];
   offeredPerSec: number;
   /** Share of the closed loop's accepted rate. */
   share: number;
@@ -98,7 +99,7 @@ export async function runQueued(scenario: Scenario, scale: Scale, ctx: QueuedCon
       const started = Date.now();
       const load = await httpLoad(service.url, 'queued', loop(scale.ordersPerConnection, 0, ctx.label));
       const after = sampleServiceCpu(service.pid);
-      const outcome = await settle(admin, ctx.redis, seed, orderNumbers, load.created, started, `${ctx.label} drain`);
+      const { outcome } = await settleQueued(admin, ctx.redis, seed, orderNumbers, load.created, started, `${ctx.label} drain`);
       const cpu = before && after ? cpuBetween(before, after) : null;
       const run: QueuedRun = {
         round: ctx.round, scenario: scenario.name, scale, stock: seed.stock, ...outcome,
@@ -151,10 +152,10 @@ async function openPoint(service: ServiceProcess, admin: Sql, ctx: QueuedContext
         else failures[answer.code] = (failures[answer.code] ?? 0) + 1;
       });
     bar.finish(`${created.length}/${run.scheduled} accepted, p99 ${run.latency.p99} ms, ${run.late} late`);
-    const outcome = await settle(admin, ctx.redis, seed, orderNumbers, created, started, `${label} drain`);
+    const { outcome } = await settleQueued(admin, ctx.redis, seed, orderNumbers, created, started, `${label} drain`);
     progress(label, 1).finish(`time to placed p50 ${outcome.timeToPlacedMs.p50} ms, p99 ${outcome.timeToPlacedMs.p99} ms, ` +
       `audit ${outcome.problems.length ? outcome.problems.join(', ') : 'clean'}`);
-    return { ...outcome, offeredPerSec: ratePerSec, share, late: run.late, unsent: run.unsent, latencyMs: run.latency };
+    return { ...outcome, scenario: scenario.name, offeredPerSec: ratePerSec, share, late: run.late, unsent: run.unsent, latencyMs: run.latency };
   } finally {
     sender.close();
   }
@@ -173,9 +174,12 @@ export async function queueDrained(redis: Redis, boundMs: number): Promise<numbe
   }
 }
 
-/** Waits for the drain, then reads every 202's outcome and audits the database. */
-async function settle(admin: Sql, redis: Redis, seed: SeedOptions, orderNumbers: OrderNumbers, accepted: Created[],
-  startedAt: number, label: string): Promise<QueuedOutcome> {
+/**
+ * Waits for the drain, then reads every 202's outcome and audits the database (seeded with `seed`,
+ * every order since then one of `accepted`). `placedOrderNos`: the 202s whose order was written.
+ */
+export async function settleQueued(admin: Sql, redis: Redis, seed: SeedOptions, orderNumbers: OrderNumbers, accepted: Created[],
+  startedAt: number, label: string): Promise<{ outcome: QueuedOutcome; placedOrderNos: Set<string> }> {
   const loadEnd = Date.now();
   const bar = progress(label, 1);
   // Left undrained, the run is reported (its 202s without an outcome counted), not lost.
@@ -216,12 +220,13 @@ async function settle(admin: Sql, redis: Redis, seed: SeedOptions, orderNumbers:
   problems.push(...verdict.problems);
   const placed = placedCreated.length;
   bar.finish(`drained in ${drainSec.toFixed(1)} s`);
-  return {
+  const outcome = {
     accepted: accepted.length, placed, rejected: accepted.length - placed - noOutcome, rejections,
     timeToPlacedMs: timeToPlaced.summary(), drainSec,
     placedPerSec: placed / Math.max((lastDecided - startedAt) / 1000, 1e-3),
     problems, audit: verdict,
   };
+  return { outcome, placedOrderNos: new Set(placedCreated.map((c) => c.orderNo)) };
 }
 
 function report(label: string, r: QueuedRun, load: LoadResult) {

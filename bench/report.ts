@@ -303,7 +303,7 @@ function queuedRows(q: QueuedResult, repeat: number): string[][] {
       ranged(s.acceptP99Ms, ms, repeat), ranged(s.placed, fmt, repeat), ranged(s.rejected, fmt, repeat), ranged(s.placedPerSec, fmt, repeat),
       ranged(s.timeToPlacedP50Ms, ms, repeat), ranged(s.timeToPlacedP99Ms, ms, repeat), ranged(s.timeToPlacedP999Ms, ms, repeat),
       s.cpuPerRequestMs ? ranged(s.cpuPerRequestMs, cpu, repeat) : 'n/a', s.clean ? 'clean' : 'FAILED']),
-    ...q.open.map((p) => ['hot-100', `open ${fmt(p.offeredPerSec)}/s (${Math.round(p.share * 100)}%)`, '-', '-', ms(p.latencyMs.p99), fmt(p.placed), fmt(p.rejected), fmt(p.placedPerSec), ms(p.timeToPlacedMs.p50), ms(p.timeToPlacedMs.p99),
+    ...q.open.map((p) => [p.scenario, `open ${fmt(p.offeredPerSec)}/s (${Math.round(p.share * 100)}%)`, '-', '-', ms(p.latencyMs.p99), fmt(p.placed), fmt(p.rejected), fmt(p.placedPerSec), ms(p.timeToPlacedMs.p50), ms(p.timeToPlacedMs.p99),
       ms(p.timeToPlacedMs.p999), '-', p.problems.length ? 'FAILED' : 'clean']),
   ];
 }

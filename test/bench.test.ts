@@ -184,10 +184,12 @@ test('bench --quick at a tiny scale: every variant x scenario, audits clean, JSO
   }
   assert.match(stdout, /Scale-out: mixed-100 over HTTP/);
   // bots (--quick: 1 bot on 2 connections; --connections 3 --orders 4: 3 buyers x 4 orders): every
-  // variant without bots, with bots and limits off, with limits on; the buyers' 12 orders always
-  // sent, every run audited.
+  // variant, queued too, without bots, with bots and limits off, with limits on; the buyers' 12
+  // orders always sent, every run audited (queued's once drained).
   const bots = result.bots;
-  assert.equal(bots.runs.length, VARIANT_NAMES.length * 3);
+  assert.equal(bots.runs.length, (VARIANT_NAMES.length + 1) * 3);
+  assert.deepEqual(bots.runs.filter((r: any) => r.variant === 'queued').map((r: any) => r.mode).sort(),
+    ['bots, limits off', 'bots, limits on', 'no bots']);
   for (const run of bots.runs) {
     const what = `${run.variant} ${run.mode}`;
     assert.equal(run.buyers.requests, 12, what);
@@ -218,7 +220,7 @@ test('bench --quick at a tiny scale: every variant x scenario, audits clean, JSO
 
 test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per cell and pool, one point per rate, audited', async () => {
   const out = await tempDir('bench-open-');
-  const { code, stdout, stderr } = await runBench(['--scenarios', 'mixed-100', '--variants', 'row-lock', '--connections', '3',
+  const { code, stdout, stderr } = await runBench(['--scenarios', 'mixed-100', '--variants', 'row-lock,queued', '--connections', '3',
     '--orders', '4', '--warmup', '1', '--repeat', '2', '--pool', '2,4', '--ceiling-duration', '1', '--rate', '40,20', '--open-duration', '1',
     '--no-settings-cost', '--no-scale-out', '--out', out], process.env);
   assert.equal(code, 0, stderr.slice(-3000));
@@ -263,6 +265,19 @@ test('bench --repeat 2 --pool 2,4 with an open loop at given rates: two runs per
     assert.ok(p.audit.clean, p.audit.problems.join(', '));
     assert.ok(p.latencyMs.p50 <= p.latencyMs.p99 && p.latencyMs.p99 <= p.latencyMs.p999);
   }
+  // queued: its closed loop in both rounds, and once its own open loop at 75% of the first round's
+  // 202 rate (not the synchronous variants' --rate), 2 s: every 202 decided once drained, audited.
+  assert.deepEqual(result.queued.runs.map((r: any) => [r.scenario, r.round, r.requests]), [['mixed-100', 1, 12], ['mixed-100', 2, 12]]);
+  assert.equal(result.queued.open.length, 1);
+  const [open] = result.queued.open;
+  assert.equal(open.scenario, 'mixed-100');
+  assert.equal(open.share, 0.75);
+  assert.ok(Math.abs(open.offeredPerSec - 0.75 * result.queued.runs[0].acceptedPerSec) < 1e-6, JSON.stringify(open));
+  assert.deepEqual(open.problems, []);
+  assert.ok(open.accepted > 0);
+  assert.equal(open.placed + open.rejected, open.accepted);
+  assert.equal(open.timeToPlacedMs.count, open.placed);
+  assert.match(stdout, /mixed-100\W+open \d+\/s \(75%\)/);
 });
 
 test('bench --connections 2,3: the concurrency sweep over those users, audited; pgbench -N beside the ceiling', async () => {
