@@ -13,11 +13,15 @@ export function auditDamage(verdict: AuditResult): string[] {
 
 /**
  * An order without a 201 is explained by a 503 OUTCOME_UNKNOWN that named it (the connection was
- * lost while it committed, and the client was told to look it up), or, where the fault cuts
- * requests, by a request its client got no answer to (cut, or timed out).
+ * lost while it committed, and the client was told to look it up); by a 503 OUTCOME_UNKNOWN that
+ * named no order from the request in flight when it began (one-round-trip and batched: the
+ * database assigns the id in the statement whose answer was lost, and the lookup by request key
+ * found no database to ask; the client resends with its Idempotency-Key); or, where the fault
+ * cuts requests, by a request its client got no answer to (cut, or timed out). `clientSaw` lists
+ * only that user's requests in flight then (order-check.ts), one at a time per client.
  */
 export function unexplainedOrders(c: Pick<FaultCell, 'unannounced'>, cutsRequests: boolean) {
-  return c.unannounced.filter((u) => !u.clientSaw.some((saw) => saw === `503 OUTCOME_UNKNOWN (${u.orderNo})`) &&
+  return c.unannounced.filter((u) => !u.clientSaw.some((saw) => saw === `503 OUTCOME_UNKNOWN (${u.orderNo})` || saw === '503 OUTCOME_UNKNOWN') &&
     (!cutsRequests || !u.clientSaw.some((saw) => saw.startsWith('connection error') || saw.startsWith('timeout'))));
 }
 
