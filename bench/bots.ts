@@ -103,7 +103,7 @@ export async function runBots(variants: OrderRouteVariant[], shape: BotsShape, r
 async function runBotsCell(variant: OrderRouteVariant, mode: BotsMode, round: number, shape: BotsShape, cellCtx: BotsContext,
   label: string): Promise<BotsRun> {
   if (variant === QUEUED && !cellCtx.queue) throw new Error('bots: the queued variant needs a durable redis-server (BotsContext.queue)');
-  const ctx = variant === QUEUED && cellCtx.queue ? { ...cellCtx, ...cellCtx.queue } : cellCtx;
+  const ctx = variant === QUEUED ? { ...cellCtx, ...cellCtx.queue } : cellCtx;
   const seed = botsSeed(shape);
   const orderNumbers = createOrderNumbers(loadConfig().hashidsSalt);
   await withSql(ctx.databaseUrl, 2, (sql) => recreateSchema(sql));

@@ -267,10 +267,10 @@ export function botsTargets(b: BotsResult, { fullScale }: { fullScale: boolean }
   });
   const targets: Target[] = [];
   // no-tx's damage is what it exists to show; every other variant, queued included, must be clean.
-  const transactional = b.cells.filter((c) => c.variant !== 'no-tx');
-  if (transactional.length) {
-    targets.push({ name: 'bots: every run of every variant but no-tx audited clean', met: transactional.every((c) => c.clean),
-      detail: transactional.filter((c) => !c.clean).map((c) => `${c.variant} (${c.mode})`).join(', ') || `${b.runs.length} runs` });
+  const audited = b.cells.filter((c) => c.variant !== 'no-tx');
+  if (audited.length) {
+    targets.push({ name: 'bots: every run of every variant but no-tx audited clean', met: audited.every((c) => c.clean),
+      detail: audited.filter((c) => !c.clean).map((c) => `${c.variant} (${c.mode})`).join(', ') || `${b.runs.length} runs` });
   }
   if (compared.length) {
     const pts = (x: number) => `${(x * 100).toFixed(1)}%`;
