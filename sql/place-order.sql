@@ -44,8 +44,8 @@
 -- one calling a STABLE function is not inlined, and runs through the SQL-function executor.
 
 drop function if exists place_order, place_orders, order_refusal, write_order, lock_order_rows, line_refusal,
-  coupon_refusal, points_refusal;
-drop type if exists batch_order;
+  coupon_refusal, points_refusal, batch_verdicts, write_orders;
+drop type if exists batch_order, batch_verdict;
 
 -- The key a one-round-trip or batched order is found by when the answer to its statement was lost.
 alter table orders add column request_key uuid;
@@ -268,12 +268,7 @@ begin
       p_points_used, p_total, p_request_key, p_idem_key, p_idem_fingerprint, p_idem_ttl_seconds) w;
 end $$;
 
--- Every order of a batch in one transaction: the batch's rows are locked once (the union, in the
--- one lock order) and the commit's WAL flush is shared. Each order is verified against the rows
--- as the orders before it left them, and written in a subtransaction of its own (the EXCEPTION
--- block), so an order that fails never fails its neighbours nor leaves a partial write.
--- verify_only orders (the service's pricing refused them) are checked, never written: their
--- refusal, if any, is the one the buyer must hear first.
+-- An order of a batch, as the service sends it (place_orders' p_orders).
 create type batch_order as (
   idx integer, user_id integer, product_ids integer[], snapshot_ids integer[], counts integer[],
   prices numeric[], coupon_id integer, coupon_kind coupon_kind, coupon_rate numeric,
@@ -282,6 +277,135 @@ create type batch_order as (
   order_id bigint, created_at timestamptz, reservation_id uuid
 );
 
+-- Every order of a batch verified at once, each against the locked rows as the writing orders
+-- before it in the batch would leave them if they were all placed: its products' stock less the
+-- units those orders take, its coupon used if one of them used it, its points balance less their
+-- points. Up to the first writing order refused, that premise holds and each verdict is the one
+-- verifying the orders one by one would give (the same refusal functions, the same precedence);
+-- from it on, place_orders goes one by one. A queued order written already is its own row
+-- (written_id), and takes nothing.
+create type batch_verdict as (idx integer, writes boolean, written_id bigint, written_at timestamptz, refusal jsonb);
+
+create function batch_verdicts(p_orders batch_order[], p_in_use integer[])
+returns setof batch_verdict language sql stable as $$
+  with o as (
+    select x.*, w.id as written_id, w.created_at as written_at,
+      w.id is null and not x.verify_only and x.idx <> all(p_in_use) as writes
+    from unnest(p_orders) x
+    left join orders w on x.order_id is not null and w.request_key = x.request_key
+  ), taken as (
+    -- Per line: units of its product taken by the writing orders before this one.
+    select o.idx, v.id, v.snapshot_id, v.count, v.price,
+      coalesce(sum(v.count) filter (where o.writes) over (partition by v.id order by o.idx
+        rows between unbounded preceding and 1 preceding), 0) as units_before
+    from o, unnest(o.product_ids, o.snapshot_ids, o.counts, o.prices) as v(id, snapshot_id, count, price)
+  ), lines as (
+    select distinct on (t.idx) t.idx, x.r
+    from taken t
+    left join product p on p.id = t.id
+    cross join lateral (select line_refusal(t.id, t.snapshot_id, t.count, t.price,
+      p.id, p.on_shelf, p.price, p.snapshot_id, (p.stock - t.units_before)::integer) as r) x
+    where x.r is not null
+    order by t.idx, t.id
+  ), before as (
+    select o.idx,
+      count(*) filter (where o.writes) over (partition by o.coupon_id order by o.idx
+        rows between unbounded preceding and 1 preceding) as coupon_uses_before,
+      coalesce(sum(o.points_used) filter (where o.writes) over (partition by o.user_id order by o.idx
+        rows between unbounded preceding and 1 preceding), 0) as points_before
+    from o
+  )
+  select o.idx, o.writes, o.written_id, o.written_at,
+    case
+      when o.written_id is not null then null
+      when o.idx = any(p_in_use) then jsonb_build_object('code', 'IDEMPOTENCY_KEY_IN_USE')
+      else coalesce(l.r,
+        case when o.coupon_id is not null then coupon_refusal(o.coupon_id, o.coupon_kind, o.coupon_rate,
+          o.coupon_threshold, o.coupon_amount,
+          case when b.coupon_uses_before > 0 and c.status is not null then 'used' else c.status end,
+          c.kind, c.rate, c.threshold, c.amount) end,
+        case when o.points > 0 then points_refusal(o.points, pt.balance - b.points_before::integer) end)
+    end
+  from o
+  join before b on b.idx = o.idx
+  left join lines l on l.idx = o.idx
+  left join user_coupon c on c.id = o.coupon_id and c.user_id = o.user_id
+  left join points pt on o.points > 0 and pt.user_id = o.user_id
+  order by o.idx
+$$;
+
+-- Writes verified orders, each taking its id and time unless it comes with them (queued), in a
+-- few statements for the whole batch: a product's stock, sales and a buyer's points are updated
+-- once per batch, not once per order (each update of a row adds a version every later statement
+-- of the transaction steps over). Guarded as write_order is: a guard that fails raises, and
+-- place_orders then places the orders one by one.
+create function write_orders(p_orders batch_order[])
+returns table (idx integer, order_id bigint, created_at timestamptz) language plpgsql
+set plan_cache_mode = force_generic_plan as $$
+#variable_conflict use_column
+declare
+  v_orders batch_order[] := '{}';
+  o batch_order;
+  v_rows integer;
+begin
+  foreach o in array p_orders loop
+    o.order_id := coalesce(o.order_id, nextval('orders_id_seq'));
+    o.created_at := coalesce(o.created_at, now());
+    v_orders := v_orders || o;
+  end loop;
+
+  update product p set stock = p.stock - t.units, sales = p.sales + t.units, updated_at = now()
+  from (select v.id, sum(v.count) as units, bool_and(v.price = pp.price and v.snapshot_id = pp.snapshot_id) as as_verified
+        from unnest(v_orders) x, unnest(x.product_ids, x.snapshot_ids, x.counts, x.prices) as v(id, snapshot_id, count, price)
+        join product pp on pp.id = v.id
+        group by v.id) t
+  where p.id = t.id and t.as_verified and p.on_shelf and p.stock >= t.units;
+  get diagnostics v_rows = row_count;
+  if v_rows <> (select count(distinct v) from unnest(v_orders) x, unnest(x.product_ids) v) then
+    raise exception 'a product changed after it was verified' using errcode = 'serialization_failure';
+  end if;
+
+  update points pt set balance = pt.balance - t.used
+  from (select x.user_id, sum(x.points_used) as used from unnest(v_orders) x where x.points_used > 0 group by x.user_id) t
+  where pt.user_id = t.user_id and pt.balance >= t.used;
+  get diagnostics v_rows = row_count;
+  if v_rows <> (select count(distinct x.user_id) from unnest(v_orders) x where x.points_used > 0) then
+    raise exception 'a points balance changed after it was verified' using errcode = 'serialization_failure';
+  end if;
+
+  insert into orders (id, user_id, total_amount, coupon_id, points_used, request_key, created_at, reservation_id)
+  select x.order_id, x.user_id, x.total, x.coupon_id, x.points_used, x.request_key, x.created_at, x.reservation_id
+  from unnest(v_orders) x order by x.idx;
+  insert into order_item (order_id, product_id, snapshot_id, count, unit_price)
+  select x.order_id, v.id, v.snapshot_id, v.count, v.price
+  from unnest(v_orders) x, unnest(x.product_ids, x.snapshot_ids, x.counts, x.prices) as v(id, snapshot_id, count, price);
+
+  update user_coupon c set status = 'used', order_id = x.order_id, used_at = now()
+  from unnest(v_orders) x
+  where x.coupon_id is not null and c.id = x.coupon_id and c.user_id = x.user_id and c.status = 'unused';
+  get diagnostics v_rows = row_count;
+  if v_rows <> (select count(*) from unnest(v_orders) x where x.coupon_id is not null) then
+    raise exception 'a coupon changed after it was verified' using errcode = 'serialization_failure';
+  end if;
+
+  insert into idempotency_key (user_id, key, fingerprint, status_code, response, order_id, expires_at)
+  select x.user_id, x.idem_key, x.idem_fingerprint, 201,
+    json_build_object('totalAmount', x.total::numeric(10,2)::text, 'pointsUsed', x.points_used, 'status', 'pending_payment'),
+    x.order_id, now() + make_interval(secs => x.idem_ttl_seconds)
+  from unnest(v_orders) x where x.idem_key is not null;
+
+  return query select x.idx, x.order_id, x.created_at from unnest(v_orders) x;
+end $$;
+
+-- Every order of a batch in one transaction: the batch's rows are locked once (the union, in the
+-- one lock order) and the commit's WAL flush is shared. The orders are verified together
+-- (batch_verdicts) and those up to the first refused one written together (write_orders); from
+-- the first refused one on, each order is verified against the rows as the orders before it left
+-- them, and written in a subtransaction of its own (the EXCEPTION block), so an order that fails
+-- never fails its neighbours nor leaves a partial write. Should the written-together part fail
+-- (a guard, a duplicate key), it is undone whole and every order goes one by one.
+-- verify_only orders (the service's pricing refused them) are checked, never written: their
+-- refusal, if any, is the one the buyer must hear first.
 create function place_orders(p_orders jsonb)
 returns table (idx integer, order_id bigint, created_at timestamptz, refusal jsonb) language plpgsql
 set plan_cache_mode = force_generic_plan as $$
@@ -290,6 +414,14 @@ declare
   v_orders batch_order[];
   v_writing batch_order[];
   v_in_use integer[];
+  v_verdicts batch_verdict[];
+  v_together batch_order[] := '{}';
+  v_written_idx integer[] := '{}';
+  v_written_id bigint[];
+  v_written_at timestamptz[];
+  v_first integer;
+  v batch_verdict;
+  k integer;
   o batch_order;
   w record;
   v_refusal jsonb;
@@ -315,12 +447,36 @@ begin
     array(select x.user_id from unnest(v_writing) x where x.coupon_id is not null),
     array(select distinct x.user_id from unnest(v_writing) x where x.points > 0));
 
-  foreach o in array v_orders loop
+  -- Batches run one at a time (the lock above), so a queued order's row committed by an earlier
+  -- one is seen here.
+  select array_agg(b) into v_verdicts from batch_verdicts(v_orders, v_in_use) b;
+  v_first := coalesce((select min(i) from generate_subscripts(v_verdicts, 1) i
+    where (v_verdicts[i]).writes and (v_verdicts[i]).refusal is not null), cardinality(v_orders) + 1);
+  for i in 1 .. v_first - 1 loop
+    if (v_verdicts[i]).writes then v_together := v_together || v_orders[i]; end if;
+  end loop;
+  if cardinality(v_together) > 0 then
+    begin
+      select array_agg(x.idx), array_agg(x.order_id), array_agg(x.created_at)
+      into v_written_idx, v_written_id, v_written_at from write_orders(v_together) x;
+    exception when others then
+      v_first := 1;  -- undone whole: every order one by one below
+    end;
+  end if;
+  for i in 1 .. v_first - 1 loop
+    v := v_verdicts[i];
+    idx := v.idx; order_id := v.written_id; created_at := v.written_at; refusal := v.refusal;
+    k := array_position(v_written_idx, v.idx);
+    if k is not null then order_id := v_written_id[k]; created_at := v_written_at[k]; end if;
+    return next;
+  end loop;
+
+  for i in v_first .. cardinality(v_orders) loop
+    o := v_orders[i];
     idx := o.idx; order_id := null; created_at := null;
     -- A queued order written already (an earlier delivery of its queue entry committed, and its
     -- consumer died before recording it): its row is the answer, whatever verifying it again
-    -- would say now that it took its own units. Batches run one at a time (the lock above), so a
-    -- row committed by an earlier one is seen here.
+    -- would say now that it took its own units.
     if o.order_id is not null then
       select x.id, x.created_at into w from orders x where x.request_key = o.request_key;
       if found then

@@ -169,3 +169,103 @@ describe('place_order writes what it verified', () => {
     assert.deepEqual(stock.map((r) => ({ ...r })), [{ id: 1, stock: 800, sales: 200 }, { id: 2, stock: 800, sales: 200 }]);
   });
 });
+
+describe('place_orders: a batch verified and written together, each order as the ones before it leave the rows', () => {
+  const entry = (input: VerifiedOrderInput, verifyOnly = false) => ({ input, verifyOnly });
+  const product = (id: number, count: number, price: string, patch: Partial<VerifiedOrderInput> = {}) =>
+    order({ productIds: [id], snapshotIds: [id], counts: [count], prices: [price], ...patch });
+  const stockOf = async (ids: number[]) =>
+    (await env.sql`select id, stock, sales from product where id = any(${ids}::int[]) order by id`).map((r) => ({ ...r }));
+
+  test('orders sharing products, a coupon and points: stock, sales, lines, coupon and balance by hand; each row updated once', async () => {
+    // A (user 1): 2 x 9.99 + 19.99 = 39.97, x0.85 = 33.97, 100 points -> 32.97.
+    // B (user 1): 3 x 9.99 = 29.97, 200 points -> 27.97.  C (user 2): 19.99 + 29.99 = 49.98.
+    const a = { ...withCouponAndPoints(), counts: [2, 1], total: '32.97' };
+    const b = product(1, 3, '9.99', { points: 200, pointsUsed: 200, total: '27.97' });
+    const c = order({ userId: 2, productIds: [2, 3], snapshotIds: [2, 3], prices: ['19.99', '29.99'], total: '49.98' });
+    // Counts the product rows' updates (a row trigger of this test only).
+    await env.sql.unsafe(`
+      create table product_updates (id integer);
+      create function count_product_update() returns trigger language plpgsql as
+        'begin insert into product_updates values (new.id); return new; end';
+      create trigger count_product_update after update on product for each row execute function count_product_update();`).simple();
+    let results;
+    try {
+      results = await placeOrdersCall(env.sql, [entry(a), entry(b), entry(c)]);
+    } finally {
+      await env.sql.unsafe('drop trigger count_product_update on product; drop function count_product_update()').simple();
+    }
+    assert.deepEqual([0, 1, 2].map((i) => results.get(i)!.refusal), [null, null, null]);
+    // Three products, each updated once for the whole batch (one by one: 5 updates, products 1 and 2 twice).
+    const updates = await env.sql`select id, count(*)::int as n from product_updates group by id order by id`;
+    assert.deepEqual(updates.map((u) => [u.id, u.n]), [[1, 1], [2, 1], [3, 1]]);
+    await env.sql`drop table product_updates`;
+    assert.deepEqual(await stockOf([1, 2, 3]), [
+      { id: 1, stock: 995, sales: 5 }, { id: 2, stock: 998, sales: 2 }, { id: 3, stock: 999, sales: 1 }]);
+    const orders = await env.sql`select id, user_id, total_amount, coupon_id, points_used, request_key from orders order by id`;
+    assert.deepEqual(orders.map((o) => ({ ...o })), [
+      { id: results.get(0)!.orderId, userId: 1, totalAmount: '32.97', couponId: discountCoupon, pointsUsed: 100, requestKey: a.requestKey },
+      { id: results.get(1)!.orderId, userId: 1, totalAmount: '27.97', couponId: null, pointsUsed: 200, requestKey: b.requestKey },
+      { id: results.get(2)!.orderId, userId: 2, totalAmount: '49.98', couponId: null, pointsUsed: 0, requestKey: c.requestKey },
+    ]);
+    const lines = await env.sql`select order_id, product_id, count, unit_price from order_item order by order_id, product_id`;
+    assert.deepEqual(lines.map((l) => [l.orderId, l.productId, l.count, l.unitPrice]), [
+      [results.get(0)!.orderId, 1, 2, '9.99'], [results.get(0)!.orderId, 2, 1, '19.99'], [results.get(1)!.orderId, 1, 3, '9.99'],
+      [results.get(2)!.orderId, 2, 1, '19.99'], [results.get(2)!.orderId, 3, 1, '29.99']]);
+    const [coupon] = await env.sql`select status, order_id from user_coupon where id = ${discountCoupon}`;
+    assert.deepEqual({ ...coupon }, { status: 'used', orderId: results.get(0)!.orderId });
+    const balances = await env.sql`select user_id, balance from points where user_id in (1, 2) order by user_id`;
+    assert.deepEqual(balances.map((r) => [r.userId, r.balance]), [[1, 9_700], [2, 10_000]]);
+  });
+
+  test('stock running out within the batch: the refused order takes nothing, the ones after it see what is left', async () => {
+    await env.sql`update product set stock = 5 where id = 1`;
+    const results = await placeOrdersCall(env.sql, [
+      entry(product(1, 2, '9.99', { total: '19.98' })),
+      entry(product(1, 4, '9.99', { total: '39.96' }), true),  // verify only: 5 - 2 = 3 left
+      entry(product(1, 2, '9.99', { total: '19.98' })),
+      entry(product(1, 2, '9.99', { total: '19.98' })),          // 1 left
+      entry(product(1, 1, '9.99', { total: '9.99' })),
+      entry(product(1, 3, '9.99', { total: '29.97' }), true),  // verify only: 0 left
+    ]);
+    const refusals = [0, 1, 2, 3, 4, 5].map((i) => results.get(i)!.refusal);
+    const outOfStock = (available: number, requested: number) => ({ code: 'OUT_OF_STOCK', productId: 1, available, requested });
+    assert.deepEqual(refusals, [null, outOfStock(3, 4), null, outOfStock(1, 2), null, outOfStock(0, 3)]);
+    assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => results.get(i)!.orderId !== null), [true, false, true, false, true, false]);
+    assert.deepEqual(await stockOf([1]), [{ id: 1, stock: 0, sales: 5 }]);
+    const [{ orders, items }] = await env.sql`select (select count(*)::int from orders) as orders, (select count(*)::int from order_item) as items`;
+    assert.deepEqual([orders, items], [3, 3]);
+  });
+
+  test('a coupon used by an earlier order of the batch, points spent by one', async () => {
+    await env.sql`update points set balance = 150 where user_id = 1`;
+    // 29.98 x0.85 = 25.48; 29.98 - 1.00 = 28.98.
+    const results = await placeOrdersCall(env.sql, [
+      entry(order({ couponId: discountCoupon, coupon: discount, total: '25.48' })),
+      entry(order({ couponId: discountCoupon, coupon: discount, total: '25.48' })),
+      entry(order({ points: 100, pointsUsed: 100, total: '28.98' })),
+      entry(order({ points: 100, pointsUsed: 100, total: '28.98' })),
+    ]);
+    assert.deepEqual([0, 1, 2, 3].map((i) => results.get(i)!.refusal), [
+      null, { code: 'COUPON_INVALID', couponId: discountCoupon, reason: 'used' },
+      null, { code: 'POINTS_INSUFFICIENT', requested: 100, balance: 50 }]);
+    const [coupon] = await env.sql`select status, order_id from user_coupon where id = ${discountCoupon}`;
+    assert.deepEqual({ ...coupon }, { status: 'used', orderId: results.get(0)!.orderId });
+    const [points] = await env.sql`select balance from points where user_id = 1`;
+    assert.equal(points!.balance, 50);
+    assert.deepEqual(await stockOf([1, 2]), [{ id: 1, stock: 998, sales: 2 }, { id: 2, stock: 998, sales: 2 }]);
+  });
+
+  test('a batch that cannot be written together (one Idempotency-Key twice) is placed one by one', async () => {
+    const key = { key: 'k-1', fingerprint: 'f', ttlSeconds: 60 };
+    const results = await placeOrdersCall(env.sql, [
+      entry(order({ idempotency: key })), entry(order({ idempotency: key })), entry(order({ userId: 2 }))]);
+    assert.equal(results.get(0)!.refusal, null);
+    assert.deepEqual({ code: results.get(1)!.refusal?.code, constraint: (results.get(1)!.refusal as { constraint?: string }).constraint },
+      { code: 'SQL_ERROR', constraint: 'idempotency_key_pkey' });
+    assert.equal(results.get(2)!.refusal, null);
+    const keys = await env.sql`select user_id, key, order_id from idempotency_key`;
+    assert.deepEqual(keys.map((k) => ({ ...k })), [{ userId: 1, key: 'k-1', orderId: results.get(0)!.orderId }]);
+    assert.deepEqual(await stockOf([1, 2]), [{ id: 1, stock: 998, sales: 2 }, { id: 2, stock: 998, sales: 2 }]);
+  });
+});
