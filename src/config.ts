@@ -47,9 +47,10 @@ const envSchema = z.object({
   // reconciler (it must outlast REQUEST_TIMEOUT_MS plus a transaction); reconciler period.
   RESERVATION_TTL_MS: z.coerce.number().int().min(1).default(60_000),
   RECONCILE_INTERVAL_MS: z.coerce.number().int().min(0).default(5_000),
-  // batched variant: orders gathered into one statement, at most this many (a batch writes one
-  // subtransaction per order; above 64, PostgreSQL's per-backend subtransaction cache overflows
-  // and every snapshot taken meanwhile gets slower), placed this long after the first arrived.
+  // batched variant: orders gathered into one statement, at most this many (from its first
+  // refused order on, a batch writes one subtransaction per order; above 64, PostgreSQL's
+  // per-backend subtransaction cache overflows and every snapshot taken meanwhile gets slower),
+  // placed this long after the first arrived.
   ORDER_BATCH_MAX: z.coerce.number().int().min(1).max(64).default(DEFAULT_ORDER_BATCH.maxOrders),
   ORDER_BATCH_WAIT_MS: z.coerce.number().min(0).max(1_000).default(DEFAULT_ORDER_BATCH.waitMs),
   // batched variant: batches a process runs at once; the next one gathers while they run, so under

@@ -233,7 +233,7 @@ describe('place_orders: a batch verified and written together, each order as the
     assert.deepEqual(refusals, [null, outOfStock(3, 4), null, outOfStock(1, 2), null, outOfStock(0, 3)]);
     assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => results.get(i)!.orderId !== null), [true, false, true, false, true, false]);
     assert.deepEqual(await stockOf([1]), [{ id: 1, stock: 0, sales: 5 }]);
-    const [{ orders, items }] = await env.sql`select (select count(*)::int from orders) as orders, (select count(*)::int from order_item) as items`;
+    const { orders, items } = await dbState(env.sql);
     assert.deepEqual([orders, items], [3, 3]);
   });
 

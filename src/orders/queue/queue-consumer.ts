@@ -12,8 +12,9 @@ import { QUEUE_GROUP, QUEUE_KEY, recordPlaced, recordRejected, type QueueEntry, 
 
 // A consumer of the order queue, one per service process: reads accepted orders in batches and
 // writes each batch with place_orders, the batched variant's statement (one transaction, the
-// batch's rows locked once in the one lock order, each order in a subtransaction of its own, and
-// one batch at a time across processes). Batches grow with the load by themselves: while one is
+// batch's rows locked once in the one lock order, the orders verified and written together up to
+// the first refused one, each after it in a subtransaction of its own, and one batch at a time
+// across processes). Batches grow with the load by themselves: while one is
 // written the next gathers in the stream, and the next read takes up to QUEUE_BATCH_MAX of them.
 //
 // Exactly one outcome per accepted order, whatever dies when:
