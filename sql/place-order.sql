@@ -283,7 +283,8 @@ create type batch_order as (
 -- points. Up to the first writing order refused, that premise holds and each verdict is the one
 -- verifying the orders one by one would give (the same refusal functions, the same precedence);
 -- from it on, place_orders goes one by one. A queued order written already is its own row
--- (written_id), and takes nothing.
+-- (written_id), and takes nothing. Stock and balances left are clamped at -1: past the first
+-- refused order they may run below what an integer holds, and those verdicts are not used.
 create type batch_verdict as (idx integer, writes boolean, written_id bigint, written_at timestamptz, refusal jsonb);
 
 create function batch_verdicts(p_orders batch_order[], p_in_use integer[])
@@ -304,7 +305,7 @@ returns setof batch_verdict language sql stable as $$
     from taken t
     left join product p on p.id = t.id
     cross join lateral (select line_refusal(t.id, t.snapshot_id, t.count, t.price,
-      p.id, p.on_shelf, p.price, p.snapshot_id, (p.stock - t.units_before)::integer) as r) x
+      p.id, p.on_shelf, p.price, p.snapshot_id, greatest(p.stock - t.units_before, -1)::integer) as r) x
     where x.r is not null
     order by t.idx, t.id
   ), before as (
@@ -324,7 +325,7 @@ returns setof batch_verdict language sql stable as $$
           o.coupon_threshold, o.coupon_amount,
           case when b.coupon_uses_before > 0 and c.status is not null then 'used' else c.status end,
           c.kind, c.rate, c.threshold, c.amount) end,
-        case when o.points > 0 then points_refusal(o.points, pt.balance - b.points_before::integer) end)
+        case when o.points > 0 then points_refusal(o.points, greatest(pt.balance - b.points_before, -1)::integer) end)
     end
   from o
   join before b on b.idx = o.idx
@@ -365,6 +366,10 @@ begin
     raise exception 'a product changed after it was verified' using errcode = 'serialization_failure';
   end if;
 
+  -- As write_order's guard: the balance covers the points asked, which cover those spent.
+  if exists (select 1 from unnest(v_orders) x where x.points_used > 0 and not coalesce(x.points >= x.points_used, false)) then
+    raise exception 'points spent beyond those asked' using errcode = 'serialization_failure';
+  end if;
   update points pt set balance = pt.balance - t.used
   from (select x.user_id, sum(x.points_used) as used from unnest(v_orders) x where x.points_used > 0 group by x.user_id) t
   where pt.user_id = t.user_id and pt.balance >= t.used;
@@ -452,6 +457,14 @@ begin
   select array_agg(b) into v_verdicts from batch_verdicts(v_orders, v_in_use) b;
   v_first := coalesce((select min(i) from generate_subscripts(v_verdicts, 1) i
     where (v_verdicts[i]).writes and (v_verdicts[i]).refusal is not null), cardinality(v_orders) + 1);
+  -- A request key twice in the batch (a queued entry delivered twice): whether the later one is
+  -- written already depends on the earlier one's outcome, which only one by one can tell. So do
+  -- indexes that do not name each order once.
+  if cardinality(v_verdicts) <> cardinality(v_orders)
+     or (select count(distinct x.idx) <> cardinality(v_orders) or count(x.request_key) <> count(distinct x.request_key)
+         from unnest(v_orders) x) then
+    v_first := 1;
+  end if;
   for i in 1 .. v_first - 1 loop
     if (v_verdicts[i]).writes then v_together := v_together || v_orders[i]; end if;
   end loop;

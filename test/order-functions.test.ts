@@ -189,17 +189,17 @@ describe('place_orders: a batch verified and written together, each order as the
       create function count_product_update() returns trigger language plpgsql as
         'begin insert into product_updates values (new.id); return new; end';
       create trigger count_product_update after update on product for each row execute function count_product_update();`).simple();
-    let results;
+    let results, updates;
     try {
       results = await placeOrdersCall(env.sql, [entry(a), entry(b), entry(c)]);
+      updates = await env.sql`select id, count(*)::int as n from product_updates group by id order by id`;
     } finally {
-      await env.sql.unsafe('drop trigger count_product_update on product; drop function count_product_update()').simple();
+      await env.sql.unsafe(`drop trigger count_product_update on product; drop function count_product_update();
+        drop table product_updates`).simple();
     }
     assert.deepEqual([0, 1, 2].map((i) => results.get(i)!.refusal), [null, null, null]);
     // Three products, each updated once for the whole batch (one by one: 5 updates, products 1 and 2 twice).
-    const updates = await env.sql`select id, count(*)::int as n from product_updates group by id order by id`;
     assert.deepEqual(updates.map((u) => [u.id, u.n]), [[1, 1], [2, 1], [3, 1]]);
-    await env.sql`drop table product_updates`;
     assert.deepEqual(await stockOf([1, 2, 3]), [
       { id: 1, stock: 995, sales: 5 }, { id: 2, stock: 998, sales: 2 }, { id: 3, stock: 999, sales: 1 }]);
     const orders = await env.sql`select id, user_id, total_amount, coupon_id, points_used, request_key from orders order by id`;
@@ -240,15 +240,17 @@ describe('place_orders: a batch verified and written together, each order as the
   test('a coupon used by an earlier order of the batch, points spent by one', async () => {
     await env.sql`update points set balance = 150 where user_id = 1`;
     // 29.98 x0.85 = 25.48; 29.98 - 1.00 = 28.98.
+    const withCoupon = () => order({ couponId: discountCoupon, coupon: discount, total: '25.48' });
+    const withPoints = () => order({ points: 100, pointsUsed: 100, total: '28.98' });
+    // The verify-only orders are judged with the batch verified together, the last two once it
+    // goes one by one (from the first refused writing order on): the same refusals either way.
     const results = await placeOrdersCall(env.sql, [
-      entry(order({ couponId: discountCoupon, coupon: discount, total: '25.48' })),
-      entry(order({ couponId: discountCoupon, coupon: discount, total: '25.48' })),
-      entry(order({ points: 100, pointsUsed: 100, total: '28.98' })),
-      entry(order({ points: 100, pointsUsed: 100, total: '28.98' })),
+      entry(withCoupon()), entry(withCoupon(), true), entry(withPoints()), entry(withPoints(), true),
+      entry(withCoupon()), entry(withPoints()),
     ]);
-    assert.deepEqual([0, 1, 2, 3].map((i) => results.get(i)!.refusal), [
-      null, { code: 'COUPON_INVALID', couponId: discountCoupon, reason: 'used' },
-      null, { code: 'POINTS_INSUFFICIENT', requested: 100, balance: 50 }]);
+    const used = { code: 'COUPON_INVALID', couponId: discountCoupon, reason: 'used' };
+    const insufficient = { code: 'POINTS_INSUFFICIENT', requested: 100, balance: 50 };
+    assert.deepEqual([0, 1, 2, 3, 4, 5].map((i) => results.get(i)!.refusal), [null, used, null, insufficient, used, insufficient]);
     const [coupon] = await env.sql`select status, order_id from user_coupon where id = ${discountCoupon}`;
     assert.deepEqual({ ...coupon }, { status: 'used', orderId: results.get(0)!.orderId });
     const [points] = await env.sql`select balance from points where user_id = 1`;
@@ -267,5 +269,27 @@ describe('place_orders: a batch verified and written together, each order as the
     const keys = await env.sql`select user_id, key, order_id from idempotency_key`;
     assert.deepEqual(keys.map((k) => ({ ...k })), [{ userId: 1, key: 'k-1', orderId: results.get(0)!.orderId }]);
     assert.deepEqual(await stockOf([1, 2]), [{ id: 1, stock: 998, sales: 2 }, { id: 2, stock: 998, sales: 2 }]);
+  });
+
+  test('a queued order delivered twice in one batch, the second time verify-only: both answered with the order written', async () => {
+    // The same queue entry twice: the first is written, the second finds it by its request key.
+    const accepted = { orderId: 500, createdAt: new Date('2026-11-30T12:00:00Z'), reservationId: randomUUID() };
+    const queued = order({ accepted });
+    const results = await placeOrdersCall(env.sql, [entry(queued), entry(queued, true)]);
+    assert.deepEqual([0, 1].map((i) => [results.get(i)!.orderId, results.get(i)!.refusal]), [['500', null], ['500', null]]);
+    assert.equal((await dbState(env.sql)).orders, 1);
+    assert.deepEqual(await stockOf([1, 2]), [{ id: 1, stock: 999, sales: 1 }, { id: 2, stock: 999, sales: 1 }]);
+  });
+
+  test('balances far beyond an integer asked for by a batch: each order its own refusal, no error for the batch', async () => {
+    // A balance of 1,000,000,000 points, four orders asking for all of it (the function checks no totals).
+    await env.sql`update points set balance = 1000000000 where user_id = 1`;
+    const all = () => entry(order({ points: 1_000_000_000, pointsUsed: 1_000_000_000, total: '0.00' }));
+    const results = await placeOrdersCall(env.sql, [all(), all(), all(), all()]);
+    const insufficient = { code: 'POINTS_INSUFFICIENT', requested: 1_000_000_000, balance: 0 };
+    assert.deepEqual([0, 1, 2, 3].map((i) => results.get(i)!.refusal), [null, insufficient, insufficient, insufficient]);
+    const [points] = await env.sql`select balance from points where user_id = 1`;
+    assert.equal(points!.balance, 0);
+    assert.equal((await dbState(env.sql)).orders, 1);
   });
 });
