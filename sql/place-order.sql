@@ -44,7 +44,7 @@
 -- one calling a STABLE function is not inlined, and runs through the SQL-function executor.
 
 drop function if exists place_order, place_orders, order_refusal, write_order, lock_order_rows, line_refusal,
-  coupon_refusal, points_refusal, batch_verdicts, write_orders;
+  coupon_refusal, points_refusal, batch_verdicts, write_orders, idempotency_response;
 drop type if exists batch_order, batch_verdict;
 
 -- The key a one-round-trip or batched order is found by when the answer to its statement was lost.
@@ -143,6 +143,12 @@ begin
   return null;
 end $$;
 
+-- The answer stored with an order's Idempotency-Key and replayed for a repeat (json, not jsonb:
+-- byte for byte, keys in this order), as queries.ts insertOrder stores it.
+create function idempotency_response(p_total numeric, p_points_used integer) returns json language sql stable as $$
+  select json_build_object('totalAmount', p_total::numeric(10,2)::text, 'pointsUsed', p_points_used, 'status', 'pending_payment')
+$$;
+
 -- Writes a verified order. Every update is guarded by the condition it was verified on, and a
 -- guard that fails raises (serialization_failure): the order's statement or subtransaction rolls
 -- back whole. With the locks held it never fires; it keeps a lock-order slip from becoming damage.
@@ -202,9 +208,8 @@ begin
   -- order under the same key fails on idempotency_key_pkey and the route replays the first.
   if p_idem_key is not null then
     insert into idempotency_key (user_id, key, fingerprint, status_code, response, order_id, expires_at)
-    values (p_user_id, p_idem_key, p_idem_fingerprint, 201,
-      json_build_object('totalAmount', p_total::numeric(10,2)::text, 'pointsUsed', p_points_used, 'status', 'pending_payment'),
-      v_order_id, now() + make_interval(secs => p_idem_ttl_seconds));
+    values (p_user_id, p_idem_key, p_idem_fingerprint, 201, idempotency_response(p_total, p_points_used), v_order_id,
+      now() + make_interval(secs => p_idem_ttl_seconds));
   end if;
 
   return query select v_order_id, v_created_at;
@@ -394,9 +399,8 @@ begin
   end if;
 
   insert into idempotency_key (user_id, key, fingerprint, status_code, response, order_id, expires_at)
-  select x.user_id, x.idem_key, x.idem_fingerprint, 201,
-    json_build_object('totalAmount', x.total::numeric(10,2)::text, 'pointsUsed', x.points_used, 'status', 'pending_payment'),
-    x.order_id, now() + make_interval(secs => x.idem_ttl_seconds)
+  select x.user_id, x.idem_key, x.idem_fingerprint, 201, idempotency_response(x.total, x.points_used), x.order_id,
+    now() + make_interval(secs => x.idem_ttl_seconds)
   from unnest(v_orders) x where x.idem_key is not null;
 
   return query select x.idx, x.order_id, x.created_at from unnest(v_orders) x;
