@@ -188,7 +188,10 @@ test('a queued order written already is not written again, even where verifying 
   assert.equal((await env.sql`select count(*)::int as n from orders`)[0]!.n, 1);
   // The step resent after the order was decided takes nothing again.
   await startConsumer();
-  await until('placed', async () => (await statusOf(orderNo, 12)) === 'pending_payment');
+  // The row exists already (written above), so its status reads pending_payment at once: wait for the
+  // consumer to settle and remove the entry instead.
+  await until('the consumer settles the entry', async () => (await queueLength(env.redis)) === 0);
+  assert.equal(await statusOf(orderNo, 12), 'pending_payment');
   assert.equal(await mirrorOf(8), 997);
   const resent = await acceptQueued(env.redis, { order, reservationDeadline: Date.now() + 60_000, maxQueued: 10, recordTtlSeconds: 60 });
   assert.deepEqual(resent, { accepted: true });
