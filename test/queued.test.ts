@@ -83,6 +83,8 @@ test('202 with the order number and Location; queued, then pending_payment, then
 
   await startConsumer();
   await until('the order is placed', async () => (await statusOf(accepted.orderNo, 1)) === 'pending_payment');
+  // The row commits before the consumer settles the entry in Redis.
+  await until('the entry is settled', async () => (await queueLength(env.redis)) === 0);
   const placed = await getOrder(accepted.orderNo, 1);
   assert.equal(placed.totalAmount, '39.97');
   assert.equal(placed.createdAt, queued.createdAt, 'created at the 202');
@@ -213,6 +215,7 @@ test('GET: the order row wins over a status record that says otherwise', async (
   const { orderNo } = await json(await env.order('queued', 13, env.body([{ productId: 9, count: 1 }])));
   await startConsumer();
   await until('placed', async () => (await statusOf(orderNo, 13)) === 'pending_payment');
+  await until('the entry is settled', async () => (await queueLength(env.redis)) === 0);
   const id = (await env.sql<{ id: string }[]>`select id from orders`)[0]!.id;
   const key = `queued-order:${id}`;
   const record = JSON.parse((await env.redis.get(key))!);
