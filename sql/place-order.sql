@@ -456,18 +456,19 @@ begin
     array(select x.user_id from unnest(v_writing) x where x.coupon_id is not null),
     array(select distinct x.user_id from unnest(v_writing) x where x.points > 0));
 
-  -- Batches run one at a time (the lock above), so a queued order's row committed by an earlier
-  -- one is seen here.
-  select array_agg(b) into v_verdicts from batch_verdicts(v_orders, v_in_use) b;
-  v_first := coalesce((select min(i) from generate_subscripts(v_verdicts, 1) i
-    where (v_verdicts[i]).writes and (v_verdicts[i]).refusal is not null), cardinality(v_orders) + 1);
   -- A request key twice in the batch (a queued entry delivered twice): whether the later one is
   -- written already depends on the earlier one's outcome, which only one by one can tell. So do
   -- indexes that do not name each order once.
-  if cardinality(v_verdicts) <> cardinality(v_orders)
-     or (select count(distinct x.idx) <> cardinality(v_orders) or count(x.request_key) <> count(distinct x.request_key)
-         from unnest(v_orders) x) then
+  if (select count(distinct x.idx) <> cardinality(v_orders) or count(x.request_key) <> count(distinct x.request_key)
+      from unnest(v_orders) x) then
     v_first := 1;
+  else
+    -- Batches run one at a time (the lock above), so a queued order's row committed by an earlier
+    -- one is seen here.
+    select array_agg(b) into v_verdicts from batch_verdicts(v_orders, v_in_use) b;
+    v_first := coalesce((select min(i) from generate_subscripts(v_verdicts, 1) i
+      where (v_verdicts[i]).writes and (v_verdicts[i]).refusal is not null), cardinality(v_orders) + 1);
+    if coalesce(cardinality(v_verdicts), 0) <> cardinality(v_orders) then v_first := 1; end if;
   end if;
   for i in 1 .. v_first - 1 loop
     if (v_verdicts[i]).writes then v_together := v_together || v_orders[i]; end if;
