@@ -19,7 +19,7 @@ import { runQueued, summarizeQueued, type QueuedOpenPoint, type QueuedResult, ty
 import { stopAllPgbench } from './pgbench.ts';
 import { DEFAULT_POOL, estimateCeilingSec, estimateCellSec, estimateFloorSec, estimateHttpRunSec, estimateLifecycleSec, estimateOpenSec, eta, minutes, planRounds, startsGroup } from './plan.ts';
 import { writeReport } from './report.ts';
-import { runCell, type Cell } from './run.ts';
+import { runCell, WARMUP_MIN_SEC, type Cell } from './run.ts';
 import { runScaleOut, SCALE_OUT_PATHS, SCALE_OUT_PROCESSES, type ScaleOut } from './scale-out.ts';
 import { runSettingsCost, SETTINGS, type SettingsCost } from './settings-cost.ts';
 import { SCENARIOS, SCENARIO_NAMES, type Scale, type ScenarioName } from './scenarios.ts';
@@ -87,6 +87,8 @@ const program = new Command('bench')
   .option('--no-sweep', 'skip the concurrency sweep')
   .option('--orders <n>', 'orders per user, overriding every scenario\'s own', positiveInt)
   .option('--warmup <n>', 'warm-up orders per user before each measured run', positiveInt, 10)
+  .option('--warmup-sec <s>', 'closed-loop runs (and the sweep, settings cost, scale-out): the warm-up is repeated on fresh seed ' +
+    `data until it has lasted this long (default ${WARMUP_MIN_SEC}; --quick 0)`, seconds)
   .addOption(new Option('--pool <list>', 'database connections of the service, the direct run and the ceiling\'s pgbench clients; ' +
     'a list (8,16,32) runs the closed-loop matrix once per pool size').argParser(positiveInts).default([DEFAULT_POOL], String(DEFAULT_POOL)))
   .option('--repeat <n>', `closed-loop runs of every variant x scenario, interleaved (default ${DEFAULT_REPEAT}; --quick 1)`, positiveInt)
@@ -150,7 +152,7 @@ an unexplained order, a crashed worker, or no recovery within --recovery-bound.`
   .showHelpAfterError();
 
 interface Options {
-  variants: OrderRouteVariant[]; scenarios: AnyScenario[]; connections?: number[]; orders?: number; warmup: number;
+  variants: OrderRouteVariant[]; scenarios: AnyScenario[]; connections?: number[]; orders?: number; warmup: number; warmupSec?: number;
   pool: number[]; quick: boolean; ceiling: boolean; settingsCost: boolean; scaleOut: boolean; sweep: boolean; ceilingDuration?: number; out: string; probePostgres: string; probeRedis: string;
   repeat?: number; openLoop: ScenarioName[] | false; rate?: number[]; load: number[]; openDuration?: number;
   /** true: --faults without a list, all of them. */
@@ -229,6 +231,7 @@ async function main(): Promise<number> {
     const planned = planRounds(closedScenarios.map((name) => ({ name, scale: scaleOf(name) })), variants, repeat, o.pool);
     const ceilingMissing = !o.ceiling ? 'not measured: --no-ceiling' : machine.pgbench ? null : 'no pgbench on PATH';
     const ceilingDuration = o.ceilingDuration ?? (o.quick ? QUICK.ceilingDuration : DEFAULT_CEILING_DURATION);
+    const warmupMinSec = o.warmupSec ?? (o.quick ? 0 : WARMUP_MIN_SEC);
     const ceilingSec = (s: ScenarioName, scale: Scale) => estimateCeilingSec(scale, ceilingDuration, sellsOut(SCENARIOS[s]));
     // The service's processes: its pool is per worker, and the ceiling's clients follow the pools.
     const workers = loadConfig().webConcurrency;
@@ -315,7 +318,7 @@ async function main(): Promise<number> {
       const label = `[${k + 1}/${planned.length} round ${p.round}${poolLabel(p.pool)}] ${p.scenario} ${p.variant}`;
       log(`${label}: ${clock.line()}`);
       cells.push(await runCell(SCENARIOS[p.scenario], p.variant, p.scale, {
-        databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: p.pool, round: p.round,
+        databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: p.pool, round: p.round, warmupMinSec,
         warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, p.scale.ordersPerConnection), label,
       }));
       clock.done(estimateCellSec(p.scale, sellsOut(SCENARIOS[p.scenario])));
@@ -359,7 +362,7 @@ async function main(): Promise<number> {
     let settingsCost: SettingsCost | null = null;
     if (settingsRuns && settingsVariant) {
       settingsCost = await runSettingsCost(SCENARIOS[SETTINGS_SCENARIO], settingsVariant, settingsScale, repeat, {
-        databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool,
+        databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool, warmupMinSec,
         warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, settingsScale.ordersPerConnection),
       }, {
         before: (label) => log(`${label}: ${clock.line()}`),
@@ -376,7 +379,7 @@ async function main(): Promise<number> {
       if (pooler) cleanups.push(() => pooler.remove());
       if (poolerMissing) log(`scale-out: the pooler runs are n/a: ${poolerMissing}`);
       scaleOut = await runScaleOut(SCENARIOS[SETTINGS_SCENARIO], scaleOutVariants, settingsScale, repeat, {
-        databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool, poolerUrl: pooler && ((url) => pooler.urlFor(url)), poolerMissing,
+        databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool, poolerUrl: pooler && ((url) => pooler.urlFor(url)), poolerMissing, warmupMinSec,
         warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, settingsScale.ordersPerConnection),
       }, {
         before: (label) => log(`${label}: ${clock.line()}`),
@@ -390,7 +393,7 @@ async function main(): Promise<number> {
       const warmup = o.quick ? (n: number) => QUICK.warmup * n
         : program.getOptionValueSource('warmup') === 'cli' ? (n: number) => o.warmup * n : () => SWEEP_WARMUP;
       sweep = await runConcurrencySweep(sweepScenarios.map((s) => SCENARIOS[s]), sweepVariants, sweepConnections,
-        { orders: sweepOrders, warmup, repeat }, { databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool }, {
+        { orders: sweepOrders, warmup, repeat }, { databaseUrl, redisUrl, redisKeyPrefix, redis, poolSize: pool, warmupMinSec }, {
           before: (label) => log(`${label}: ${clock.line()}`),
           after: (n) => clock.done(sweepRunSec(n)),
         });
