@@ -64,13 +64,14 @@ export interface CellContext {
 export const WARMUP_SALT = 1_000_003;
 
 /**
- * A fresh service process runs its first thousands of requests before V8 has optimised them: on
- * the bench's machine batched placed 1,000 warm-up orders at 0.43-0.55 ms of service CPU each and
- * 3,000 at 0.30-0.35, where a process warm for seconds (wrk after 3 s) spent 0.17-0.21. So the
- * warm-up lasts at least this long, repeated on fresh seed data: seconds, not orders, because a
- * fast variant needs more orders to warm and a slow one would take minutes to place them.
+ * A fresh service process runs its first thousands of requests before V8 has optimised them. On a
+ * 2-vCPU AMD EPYC machine, batched in mixed-100 and hot-100 spent 0.39-0.43 ms of service CPU per
+ * measured order after the 1,000 warm-up orders of --warmup 10 alone, 0.27-0.35 after at least 3 s
+ * of warm-up and 0.21-0.27 after 8 s (wrk, after 3 s of 100 connections: 0.17-0.21). So the warm-up
+ * lasts at least this long, repeated on fresh seed data: seconds, not orders, because a fast
+ * variant needs more orders to warm and a slow one would take minutes to place them.
  */
-export const WARMUP_MIN_SEC = 2;
+export const WARMUP_MIN_SEC = 5;
 /** Warm-up loops at most, however short each is (a sold-out flash sale answers in milliseconds). */
 const WARMUP_MAX_LOOPS = 10;
 
