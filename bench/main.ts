@@ -87,7 +87,7 @@ const program = new Command('bench')
   .option('--no-sweep', 'skip the concurrency sweep')
   .option('--orders <n>', 'orders per user, overriding every scenario\'s own', positiveInt)
   .option('--warmup <n>', 'warm-up orders per user before each measured run', positiveInt, 10)
-  .option('--warmup-sec <s>', 'closed-loop runs (and the sweep, settings cost, scale-out): the warm-up is repeated on fresh seed ' +
+  .option('--warmup-sec <s>', 'closed-loop runs (and queued\'s, the sweep, settings cost, scale-out): the warm-up is repeated on fresh seed ' +
     `data until it has lasted this long (default ${WARMUP_MIN_SEC}; --quick 0)`, seconds)
   .addOption(new Option('--pool <list>', 'database connections of the service, the direct run and the ceiling\'s pgbench clients; ' +
     'a list (8,16,32) runs the closed-loop matrix once per pool size').argParser(positiveInts).default([DEFAULT_POOL], String(DEFAULT_POOL)))
@@ -413,7 +413,7 @@ async function main(): Promise<number> {
           const shares = round === 1 && openScenarios.includes(scenarioName) ? [QUEUED_OPEN_SHARE] : [];
           // A run that breaks off is reported as such; the rest of the bench's results are kept.
           const result = await runQueued(SCENARIOS[scenarioName], scale, {
-            databaseUrl, redisUrl: queueRedis.redisUrl, redisKeyPrefix, redis: queueRedis.redis, poolSize: pool, round, label,
+            databaseUrl, redisUrl: queueRedis.redisUrl, redisKeyPrefix, redis: queueRedis.redis, poolSize: pool, round, label, warmupMinSec,
             warmupOrdersPerConnection: o.quick ? QUICK.warmup : Math.min(o.warmup, scale.ordersPerConnection),
           }, shares, openDuration * 2).catch((err: Error) => {
             log(`${label}: FAILED: ${err.message}`);

@@ -14,7 +14,7 @@ import { httpLoad, type LoadResult } from './load.ts';
 import { openLoop } from './open-loop.ts';
 import { cpuBetween, sampleServiceCpu } from './proc-cpu.ts';
 import { progress } from './progress.ts';
-import { loopsFor, WARMUP_SALT, withSql, type CellContext } from './run.ts';
+import { loopsFor, warmUp, warmUpLabel, WARMUP_MIN_SEC, WARMUP_SALT, withSql, type CellContext } from './run.ts';
 import { seedFor, type Scale, type Scenario } from './scenarios.ts';
 import { startService, type ServiceProcess } from './service-process.ts';
 import { spread, type Spread } from './summary.ts';
@@ -91,10 +91,13 @@ export async function runQueued(scenario: Scenario, scale: Scale, ctx: QueuedCon
       redisKeyPrefix: ctx.redisKeyPrefix, poolSize: ctx.poolSize });
     try {
       const loop = loopsFor(scenario, seed, scale);
-      await httpLoad(service.url, 'queued', loop(ctx.warmupOrdersPerConnection, WARMUP_SALT, `${ctx.label} warm-up`));
-      const warmLeft = await queueDrained(ctx.redis, DRAIN_TIMEOUT_MS);
-      if (warmLeft) throw new Error(`the warm-up's orders did not drain within ${DRAIN_TIMEOUT_MS / 1000} s (${warmLeft} left)`);
-      await freshData(admin, ctx.redis, seed);
+      // As long a warm-up as the synchronous variants' runs get (run.ts), each loop drained first.
+      await warmUp(async (k) => {
+        await httpLoad(service.url, 'queued', loop(ctx.warmupOrdersPerConnection, WARMUP_SALT, warmUpLabel(ctx.label, k)));
+        const warmLeft = await queueDrained(ctx.redis, DRAIN_TIMEOUT_MS);
+        if (warmLeft) throw new Error(`the warm-up's orders did not drain within ${DRAIN_TIMEOUT_MS / 1000} s (${warmLeft} left)`);
+        await freshData(admin, ctx.redis, seed);
+      }, ctx.warmupMinSec ?? WARMUP_MIN_SEC);
       const before = sampleServiceCpu(service.pid);
       const started = Date.now();
       const load = await httpLoad(service.url, 'queued', loop(scale.ordersPerConnection, 0, ctx.label));

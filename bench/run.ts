@@ -67,13 +67,28 @@ export const WARMUP_SALT = 1_000_003;
  * A fresh service process runs its first thousands of requests before V8 has optimised them. On a
  * 2-vCPU AMD EPYC machine, batched in mixed-100 and hot-100 spent 0.39-0.43 ms of service CPU per
  * measured order after the 1,000 warm-up orders of --warmup 10 alone, 0.27-0.35 after at least 3 s
- * of warm-up and 0.21-0.27 after 8 s (wrk, after 3 s of 100 connections: 0.17-0.21). So the warm-up
+ * of warm-up and 0.21-0.27 after 8 s (wrk, after 3 s of 100 connections: 0.14-0.18). So the warm-up
  * lasts at least this long, repeated on fresh seed data: seconds, not orders, because a fast
  * variant needs more orders to warm and a slow one would take minutes to place them.
  */
 export const WARMUP_MIN_SEC = 5;
 /** Warm-up loops at most, however short each is (a sold-out flash sale answers in milliseconds). */
 const WARMUP_MAX_LOOPS = 10;
+
+/**
+ * Runs `warmUpOnce(k)` (k = 1, 2, ...: a warm-up loop, then fresh seed data) until the warm-up has
+ * lasted `minSec` seconds or run WARMUP_MAX_LOOPS times; at least once.
+ */
+export async function warmUp(warmUpOnce: (k: number) => Promise<void>, minSec: number): Promise<void> {
+  const start = performance.now();
+  for (let k = 1; k <= WARMUP_MAX_LOOPS; k++) {
+    await warmUpOnce(k);
+    if (performance.now() - start >= minSec * 1000) return;
+  }
+}
+
+/** A warm-up loop's progress label: the k-th repetition numbered from the second on. */
+export const warmUpLabel = (label: string, k: number) => `${label} warm-up${k > 1 ? ` ${k}` : ''}`;
 
 /** How one cell's loops are made: its users' order streams and sessions, with a progress bar. */
 export function loopsFor(scenario: Scenario, seed: SeedOptions, scale: Scale) {
@@ -109,12 +124,10 @@ interface Measurement {
  */
 async function warmThenMeasure(m: Measurement, drive: (loop: Loop) => Promise<LoadResult>,
   sampleCpu: () => CpuSample | null = () => null): Promise<{ m: Measured; cpu: CpuUsed | null }> {
-  const start = performance.now();
-  for (let k = 1; ; k++) {
-    await drive(m.loop(m.warmupOrdersPerConnection, WARMUP_SALT, `${m.label} warm-up${k > 1 ? ` ${k}` : ''}`));
+  await warmUp(async (k) => {
+    await drive(m.loop(m.warmupOrdersPerConnection, WARMUP_SALT, warmUpLabel(m.label, k)));
     await reseed(m.admin, m.redis, m.seed);
-    if (performance.now() - start >= m.warmupMinSec * 1000 || k >= WARMUP_MAX_LOOPS) break;
-  }
+  }, m.warmupMinSec);
   const before = sampleCpu();
   const result = await drive(m.loop(m.ordersPerConnection, 0, m.label));
   const after = sampleCpu();

@@ -11,7 +11,7 @@ import { parsePgbenchOutput } from '../bench/pgbench-output.ts';
 import { pgbenchScript } from '../bench/pgbench-script.ts';
 import { libpqEnv } from '../bench/pgbench.ts';
 import { childrenOf, cpuBetween, parseProcStat } from '../bench/proc-cpu.ts';
-import type { Cell } from '../bench/run.ts';
+import { warmUp, warmUpLabel, type Cell } from '../bench/run.ts';
 import { SCENARIOS, seedFor, type ScenarioName } from '../bench/scenarios.ts';
 import { summarize } from '../bench/summary.ts';
 import { botsTargets, ceilingTargets, evaluateTargets, sweepTargets, type Target } from '../bench/targets.ts';
@@ -312,4 +312,23 @@ test('bots: the buyers\' success rate with limits on against the no-bots run, wi
     limits: { perUser: 5, overall: 0, windowSeconds: 10 }, runs, cells }, { fullScale: true });
   assert.deepEqual(verdictOf(targets, 'bots: with limits on'), [false, 'row-lock 97.0% vs 100.0%, redis 94.0% vs 100.0%']);
   assert.deepEqual(verdictOf(targets, 'bots: every run'), [false, 'redis (bots, limits off)']);
+});
+
+test('warm-up: once when no least length is asked, again until the least length has passed, at most 10 times', async () => {
+  let runs = 0;
+  await warmUp(async () => { runs++; }, 0);
+  assert.equal(runs, 1);
+
+  // Each loop takes at least 20 ms: two (40 ms) fall short of 0.05 s and the third passes it, which
+  // ends the warm-up; timers that fire late make the loops longer, so 2 would mean a slow machine.
+  const ks: number[] = [];
+  await warmUp(async (k) => { ks.push(k); await new Promise((r) => setTimeout(r, 20)); }, 0.05);
+  assert.ok(ks.length >= 2 && ks.length <= 3, `${ks.length} loops`);
+  assert.deepEqual(ks, ks.map((_, i) => i + 1));
+
+  runs = 0;
+  await warmUp(async () => { runs++; }, 3600);
+  assert.equal(runs, 10);
+  assert.equal(warmUpLabel('[1/4] mixed-100 batched http', 1), '[1/4] mixed-100 batched http warm-up');
+  assert.equal(warmUpLabel('[1/4] mixed-100 batched http', 3), '[1/4] mixed-100 batched http warm-up 3');
 });
