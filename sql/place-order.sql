@@ -144,7 +144,8 @@ begin
 end $$;
 
 -- The answer stored with an order's Idempotency-Key and replayed for a repeat (json, not jsonb:
--- byte for byte, keys in this order), as queries.ts insertOrder stores it.
+-- byte for byte, keys in this order), for every variant: write_order, write_orders and queries.ts
+-- insertOrder store it.
 create function idempotency_response(p_total numeric, p_points_used integer) returns json language sql stable as $$
   select json_build_object('totalAmount', p_total::numeric(10,2)::text, 'pointsUsed', p_points_used, 'status', 'pending_payment')
 $$;

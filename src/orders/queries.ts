@@ -80,6 +80,7 @@ export async function spendPoints(db: Db, userId: number, points: number) {
 
 export interface NewOrder {
   userId: number;
+  /** Two decimals (pricing's total, `toFixed(2)`). */
   totalAmount: string;
   couponId: number | null;
   pointsUsed: number;
@@ -116,7 +117,7 @@ export async function insertOrder(db: Db, o: NewOrder): Promise<{ id: number; cr
     ), idempotency as (
       insert into idempotency_key (user_id, key, fingerprint, status_code, response, order_id, expires_at)
       select ${o.userId}, ${key?.key ?? null}::text, ${key?.fingerprint ?? null}::text, 201,
-        json_build_object('totalAmount', ${o.totalAmount}::text, 'pointsUsed', ${o.pointsUsed}::int, 'status', 'pending_payment'),
+        idempotency_response(${o.totalAmount}::numeric, ${o.pointsUsed}::int),
         new_order.id, now() + make_interval(secs => ${key?.ttlSeconds ?? 0}::int)
       from new_order where ${key?.key ?? null}::text is not null
     )
