@@ -40,6 +40,12 @@
 -- default a statement with array parameters is planned anew on every call (its custom plan looks
 -- cheaper than the generic one), and planning was 15% of the database's CPU per order (perf,
 -- mixed-100 ceiling). Their plans do not depend on the values: primary-key lookups and small joins.
+-- Nor may they depend on how big the tables were when they were made: a plan made on a fresh
+-- database's small tables joins by reading a whole table, and keeps doing so as it grows (no
+-- ANALYZE, no new plan). So the tables that grow while the service runs, orders and user_coupon,
+-- are reached one key at a time (a LATERAL probe, or = any(array) for an update), never by such
+-- a join (test/order-functions.test.ts: 20,000 rows on, a batch read 20,000 orders and 61,602
+-- coupon rows). The catalog (product) changes slowly and is left to the planner.
 -- The SQL functions (line_refusal, ...) are STABLE, as the jsonb builders they call: an IMMUTABLE
 -- one calling a STABLE function is not inlined, and runs through the SQL-function executor.
 
@@ -60,10 +66,11 @@ create function lock_order_rows(p_product_ids integer[], p_coupon_ids integer[],
 set plan_cache_mode = force_generic_plan as $$
 begin
   perform 1 from product where id = any(p_product_ids) order by id for update;
-  -- Only a coupon its buyer owns: a coupon named by someone else is refused, never locked.
-  perform 1 from user_coupon c join unnest(p_coupon_ids, p_coupon_users) as o(id, user_id)
-    on c.id = o.id and c.user_id = o.user_id
-    order by c.id for update of c;
+  -- Only a coupon its buyer owns: a coupon named by someone else is refused, never locked. One
+  -- probe of the key per coupon, in ascending id order (not a join: see the plans above).
+  perform 1 from (select distinct o.id, o.user_id from unnest(p_coupon_ids, p_coupon_users) as o(id, user_id)
+      order by o.id) o
+    cross join lateral (select 1 from user_coupon c where c.id = o.id and c.user_id = o.user_id for update of c) c;
   perform 1 from points where user_id = any(p_point_users) order by user_id for update;
 end $$;
 
@@ -299,7 +306,10 @@ returns setof batch_verdict language sql stable as $$
     select x.*, w.id as written_id, w.created_at as written_at,
       w.id is null and not x.verify_only and x.idx <> all(p_in_use) as writes
     from unnest(p_orders) x
-    left join orders w on x.order_id is not null and w.request_key = x.request_key
+    -- Only a queued order (it comes with its id) may be written already: one probe of the request
+    -- key's index each, none for the others (not a join: see the plans above).
+    left join lateral (select w.id, w.created_at from orders w
+      where x.order_id is not null and w.request_key = x.request_key limit 1) w on true
   ), taken as (
     -- Per line: units of its product taken by the writing orders before this one.
     select o.idx, v.id, v.snapshot_id, v.count, v.price,
@@ -336,7 +346,8 @@ returns setof batch_verdict language sql stable as $$
   from o
   join before b on b.idx = o.idx
   left join lines l on l.idx = o.idx
-  left join user_coupon c on c.id = o.coupon_id and c.user_id = o.user_id
+  left join lateral (select c.status, c.kind, c.rate, c.threshold, c.amount from user_coupon c
+    where c.id = o.coupon_id and c.user_id = o.user_id limit 1) c on true
   left join points pt on o.points > 0 and pt.user_id = o.user_id
   order by o.idx
 $$;
@@ -393,7 +404,8 @@ begin
 
   update user_coupon c set status = 'used', order_id = x.order_id, used_at = now()
   from unnest(v_orders) x
-  where x.coupon_id is not null and c.id = x.coupon_id and c.user_id = x.user_id and c.status = 'unused';
+  where c.id = any(array(select y.coupon_id from unnest(v_orders) y where y.coupon_id is not null))
+    and c.id = x.coupon_id and c.user_id = x.user_id and c.status = 'unused';
   get diagnostics v_rows = row_count;
   if v_rows <> (select count(*) from unnest(v_orders) x where x.coupon_id is not null) then
     raise exception 'a coupon changed after it was verified' using errcode = 'serialization_failure';

@@ -293,3 +293,49 @@ describe('place_orders: a batch verified and written together, each order as the
     assert.equal((await dbState(env.sql)).orders, 1);
   });
 });
+
+describe('place_orders reads no table whole as it grows', () => {
+  test('plans made on a fresh database: 20,000 orders and coupons on, a batch reads no order or coupon row but by index', async () => {
+    // A connection plans place_orders' statements once (force_generic_plan), with the tables as they
+    // are then: small on a fresh database. The tables then grow (no ANALYZE, so the plans stay); a
+    // batch must still cost the same, not read every order placed or coupon issued so far.
+    const conn = await env.sql.reserve();
+    try {
+      const first = await placeOrdersCall(conn, [{ input: order(), verifyOnly: false }]);
+      assert.equal(first.get(0)!.refusal, null);
+      await conn`insert into orders (user_id, total_amount) select 1 + g % 100, 1.00 from generate_series(1, 20000) g`;
+      await conn`insert into user_coupon (user_id, kind, rate) select 1 + g % 100, 'discount', 0.50 from generate_series(1, 20000) g`;
+      // A queued order comes with its id and may be written already: found by its request key.
+      const queuedKey = randomUUID();
+      const [queued] = await conn<{ id: string; createdAt: Date }[]>`
+        insert into orders (user_id, total_amount, request_key) values (2, 49.98, ${queuedKey}) returning id, created_at`;
+      const before = await dbState(env.sql);
+      await conn`begin`;
+      let results, scans;
+      try {
+        results = await placeOrdersCall(conn, [
+          { input: order({ total: '29.98' }), verifyOnly: false },
+          { input: withCouponAndPoints(), verifyOnly: false },
+          { input: order({ userId: 2, productIds: [2, 3], snapshotIds: [2, 3], prices: ['19.99', '29.99'], total: '49.98',
+            requestKey: queuedKey, accepted: { orderId: Number(queued!.id), createdAt: queued!.createdAt, reservationId: randomUUID() } }),
+          verifyOnly: false }]);
+        scans = await conn<{ relname: string; seqTupRead: number }[]>`
+          select relname, seq_tup_read::int from pg_stat_xact_user_tables where relname in ('orders', 'user_coupon') order by relname`;
+        await conn`commit`;
+      } catch (err) {
+        await conn`rollback`;
+        throw err;
+      }
+      assert.deepEqual(scans.map((r) => [r.relname, r.seqTupRead]), [['orders', 0], ['user_coupon', 0]]);
+      // 29.98 written; 24.48 with the coupon and 100 points (withCouponAndPoints); the queued one answered with its own row.
+      assert.deepEqual([0, 1, 2].map((i) => results.get(i)!.refusal), [null, null, null]);
+      const written = await env.sql`select total_amount from orders where id in ${env.sql([results.get(0)!.orderId!, results.get(1)!.orderId!])} order by id`;
+      assert.deepEqual(written.map((r) => r.totalAmount), ['29.98', '24.48']);
+      assert.equal(results.get(2)!.orderId, queued!.id);
+      const after = await dbState(env.sql);
+      assert.deepEqual([after.orders - before.orders, after.usedCoupons - before.usedCoupons, after.points - before.points], [2, 1, -100]);
+    } finally {
+      conn.release();
+    }
+  });
+});
