@@ -18,8 +18,11 @@ export async function describeMachine(databaseUrl: string, poolSize: number, ori
     const [{ version }] = await sql`select current_setting('server_version') as version` as unknown as [{ version: string }];
     const rows = await sql<{ name: string; setting: string; unit: string | null }[]>`
       select name, setting, unit from pg_settings where name = any(${SETTINGS})`;
+    const git = gitState();
     return {
-      gitSha: gitSha(),
+      gitSha: git.sha,
+      /** Tracked files that differ from that commit (docs and results aside): the figures are not the commit's alone. */
+      gitUncommitted: git.uncommitted,
       date: new Date().toISOString(),
       node: process.version,
       cpus: cpus().length,
@@ -40,10 +43,26 @@ export async function describeMachine(databaseUrl: string, poolSize: number, ori
   }
 }
 
-function gitSha(): string {
+/**
+ * The checkout the bench runs from: HEAD's sha ('unknown' outside git) and the tracked files that
+ * differ from it, Markdown and bench/results aside (a README edit or the results being written
+ * change no figure; a changed function does).
+ */
+export function gitState(cwd = process.cwd()): { sha: string; uncommitted: string[] } {
+  const git = (args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const sha = git(['rev-parse', 'HEAD']).trim();
+    const changed = git(['diff', '--name-only', 'HEAD', '--', '.', ':(exclude)*.md', ':(exclude)bench/results']);
+    return { sha, uncommitted: changed.split('\n').filter(Boolean) };
   } catch {
-    return 'unknown';
+    return { sha: 'unknown', uncommitted: [] };
   }
+}
+
+/** "git 5620b29404" or "git 5620b29404 with uncommitted changes to sql/place-order.sql": the report's line. */
+export function commitLine(m: { gitSha: string; gitUncommitted?: string[] }): string {
+  const changed = m.gitUncommitted ?? [];
+  if (!changed.length) return `git ${m.gitSha.slice(0, 10)}`;
+  const shown = changed.slice(0, 3).join(', ') + (changed.length > 3 ? ` and ${changed.length - 3} more` : '');
+  return `git ${m.gitSha.slice(0, 10)} with uncommitted changes to ${shown}`;
 }

@@ -8,7 +8,7 @@ import type { ConcurrencySweep } from './concurrency.ts';
 import type { FloorRun } from './floor.ts';
 import { renderChart, renderOpenLoopChart } from './chart.ts';
 import { LIFECYCLE, type LifecycleCell } from './lifecycle.ts';
-import type { Machine } from './machine.ts';
+import { commitLine, type Machine } from './machine.ts';
 import type { ScaleOut } from './scale-out.ts';
 import type { SettingsCost } from './settings-cost.ts';
 import type { OpenPoint } from './open-run.ts';
@@ -212,7 +212,7 @@ function markdownReport(r: Report): string {
     `# Bench results ${m.date}${r.quick ? ' (quick smoke run)' : ''}`,
     '',
     `${m.cpus} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, PostgreSQL ${m.postgres.version} ` +
-      `(${m.postgres.origin}), pool ${r.pools.join(', ')}, ${m.pgbench ?? 'no pgbench'}, git ${m.gitSha.slice(0, 10)}, ${r.repeat} round${r.repeat > 1 ? 's' : ''}, ` +
+      `(${m.postgres.origin}), pool ${r.pools.join(', ')}, ${m.pgbench ?? 'no pgbench'}, ${commitLine(m)}, ${r.repeat} round${r.repeat > 1 ? 's' : ''}, ` +
       `${minutes(r.tookSec)} in all. ` +
       'Service, PostgreSQL, Redis and the load generator share the machine. "direct" drives the same ' +
       'variant code without HTTP at the same concurrency and pool; HTTP/direct compares requests/s. ' +

@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import Table from 'cli-table3';
-import type { Machine } from '../machine.ts';
+import { commitLine, type Machine } from '../machine.ts';
 import { markdownTable, resultBase } from '../report.ts';
 import type { FaultCell, Timings } from './cell.ts';
 import { FAULTS, type FaultName } from './faults.ts';
@@ -98,7 +98,7 @@ function markdownReport(r: FaultReport): string {
     `# Fault bench ${m.date}${r.quick ? ' (quick run)' : ''}`,
     '',
     `${m.cpus} CPUs (${m.cpuModel}), Node ${m.node}, PostgreSQL ${m.postgres.version} (${m.postgres.origin}), ` +
-      `Redis (${m.redis.origin}), git ${m.gitSha.slice(0, 10)}. ${settingsLine(r)}`,
+      `Redis (${m.redis.origin}), ${commitLine(m)}. ${settingsLine(r)}`,
     '',
     ...faultLines(r).map((l) => `- ${l}`),
     '',
