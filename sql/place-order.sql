@@ -44,8 +44,8 @@
 -- database's small tables joins by reading a whole table, and keeps doing so as it grows (no
 -- ANALYZE, no new plan). So the tables that grow while the service runs, orders and user_coupon,
 -- are reached one key at a time (a LATERAL probe, or = any(array) for an update), never by such
--- a join (test/order-functions.test.ts: 20,000 rows on, a batch read 20,000 orders and 61,602
--- coupon rows). The catalog (product) changes slowly and is left to the planner.
+-- a join (test/order-functions.test.ts: 20,000 rows on, a batch read 20,002 order rows and
+-- 61,602 coupon rows). The catalog (product) changes slowly and is left to the planner.
 -- The SQL functions (line_refusal, ...) are STABLE, as the jsonb builders they call: an IMMUTABLE
 -- one calling a STABLE function is not inlined, and runs through the SQL-function executor.
 

@@ -1,8 +1,9 @@
 -- wrk script: the bench's orders (bench/bodies.ts), for cross-checking its figures with a second
 -- load generator. USERS seeded users take turns (each of wrk's THREADS threads, 2 by default: as
 -- many as -t, owns every THREADS-th user and keeps its coupons apart; taking turns, a user rarely
--- has two orders in flight, as in the bench's closed loop where each user waits for its answer). Each order: 1-3 distinct random products of PRODUCTS (HOT=1: one product, as hot-100),
--- 1-3 units each, at the seeded prices (9.99 + 10.00 per product id above 1); a coupon on
+-- has two orders in flight, as in the bench's closed loop where each user waits for its answer).
+-- Each order: 1-3 distinct random products of PRODUCTS (HOT=1: one product, as hot-100), 1-3
+-- units each, at the seeded prices (9.99 + 10.00 per product id above 1); a coupon on
 -- COUPON_SHARE of the orders (10%: the user's next reduction, 10.00 off from 100.00, when the
 -- subtotal reaches it, else its next discount, x0.85 rounded half up; none once the user's
 -- COUPONS seeded coupons are used) and 50 points on POINTS_SHARE (20%); totals in whole cents.
