@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { pgbenchVersion } from './pgbench.ts';
 
@@ -43,26 +44,41 @@ export async function describeMachine(databaseUrl: string, poolSize: number, ori
   }
 }
 
+/** The checkout this bench belongs to (whatever the working directory). */
+const CHECKOUT = fileURLToPath(new URL('..', import.meta.url));
+
 /**
  * The checkout the bench runs from: HEAD's sha ('unknown' outside git) and the tracked files that
  * differ from it, Markdown and bench/results aside (a README edit or the results being written
- * change no figure; a changed function does).
+ * change no figure; a changed function does); null when git could not tell.
  */
-export function gitState(cwd = process.cwd()): { sha: string; uncommitted: string[] } {
+export function gitState(cwd = CHECKOUT): { sha: string; uncommitted: string[] | null } {
   const git = (args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  let sha: string;
   try {
-    const sha = git(['rev-parse', 'HEAD']).trim();
-    const changed = git(['diff', '--name-only', 'HEAD', '--', '.', ':(exclude)*.md', ':(exclude)bench/results']);
-    return { sha, uncommitted: changed.split('\n').filter(Boolean) };
+    sha = git(['rev-parse', 'HEAD']).trim();
   } catch {
     return { sha: 'unknown', uncommitted: [] };
   }
+  try {
+    const changed = git(['diff', '-z', '--name-only', 'HEAD', '--', ':(top)', ':(top,exclude)*.md', ':(top,exclude)bench/results']);
+    return { sha, uncommitted: changed.split('\0').filter(Boolean) };
+  } catch {
+    return { sha, uncommitted: null };
+  }
 }
 
-/** "git 5620b29404" or "git 5620b29404 with uncommitted changes to sql/place-order.sql": the report's line. */
-export function commitLine(m: { gitSha: string; gitUncommitted?: string[] }): string {
-  const changed = m.gitUncommitted ?? [];
-  if (!changed.length) return `git ${m.gitSha.slice(0, 10)}`;
+/**
+ * "git 5620b29404", "git 5620b29404 with uncommitted changes to sql/place-order.sql", or "git
+ * 5620b29404 (uncommitted changes unknown)": the report's line.
+ */
+export function commitLine(m: { gitSha: string; gitUncommitted?: string[] | null }): string {
+  const sha = `git ${m.gitSha.slice(0, 10)}`;
+  // Absent: results written before this field existed.
+  if (m.gitUncommitted === undefined) return sha;
+  if (m.gitUncommitted === null) return `${sha} (uncommitted changes unknown)`;
+  const changed = m.gitUncommitted;
+  if (!changed.length) return sha;
   const shown = changed.slice(0, 3).join(', ') + (changed.length > 3 ? ` and ${changed.length - 3} more` : '');
-  return `git ${m.gitSha.slice(0, 10)} with uncommitted changes to ${shown}`;
+  return `${sha} with uncommitted changes to ${shown}`;
 }

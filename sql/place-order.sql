@@ -42,10 +42,11 @@
 -- mixed-100 ceiling). Their plans do not depend on the values: primary-key lookups and small joins.
 -- Nor may they depend on how big the tables were when they were made: a plan made on a fresh
 -- database's small tables joins by reading a whole table, and keeps doing so as it grows (no
--- ANALYZE, no new plan). So the tables that grow while the service runs, orders and user_coupon,
--- are reached one key at a time (a LATERAL probe, or = any(array) for an update), never by such
--- a join (test/order-functions.test.ts: 20,000 rows on, a batch read 20,002 order rows and
--- 61,602 coupon rows). The catalog (product) changes slowly and is left to the planner.
+-- ANALYZE, no new plan). So the tables that grow fastest while the service runs, orders and
+-- user_coupon, are reached one key at a time (a LATERAL probe, or = any(array) for an update), not
+-- by a join (test/order-functions.test.ts: 20,000 rows on, the joins read 20,002 order rows and
+-- 61,602 coupon rows for one batch). The catalog (product) and the points rows are left to the
+-- planner.
 -- The SQL functions (line_refusal, ...) are STABLE, as the jsonb builders they call: an IMMUTABLE
 -- one calling a STABLE function is not inlined, and runs through the SQL-function executor.
 

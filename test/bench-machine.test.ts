@@ -34,6 +34,8 @@ test('the checkout: its commit, and the tracked code that differs from it (docs 
     assert.deepEqual(gitState(repo), { sha, uncommitted: [] });
     await writeFile(join(repo, 'sql/f.sql'), 'select 2;\n');
     assert.deepEqual(gitState(repo), { sha, uncommitted: ['sql/f.sql'] });
+    // Asked from a subdirectory: still the whole checkout, results still aside.
+    assert.deepEqual(gitState(join(repo, 'bench/results')), { sha, uncommitted: ['sql/f.sql'] });
     assert.equal(commitLine({ gitSha: sha, gitUncommitted: ['sql/f.sql'] }), `git ${sha.slice(0, 10)} with uncommitted changes to sql/f.sql`);
   } finally {
     await rm(repo, { recursive: true, force: true });
@@ -45,6 +47,7 @@ test('the report line: the commit alone when nothing differs; at most three file
   assert.equal(commitLine({ gitSha: sha, gitUncommitted: [] }), 'git 5620b29404');
   // Results written before this field existed have none.
   assert.equal(commitLine({ gitSha: sha }), 'git 5620b29404');
+  assert.equal(commitLine({ gitSha: sha, gitUncommitted: null }), 'git 5620b29404 (uncommitted changes unknown)');
   assert.equal(commitLine({ gitSha: sha, gitUncommitted: ['a', 'b', 'c', 'd', 'e'] }),
     'git 5620b29404 with uncommitted changes to a, b, c and 2 more');
 });

@@ -11,12 +11,13 @@
 -- warm-up and the measured run after it never offer the same coupon. Seed the same numbers first,
 -- with coupons and points for long runs:
 --   npm run db:reset -- --stock 10000000 --coupons 200 --points 1000000
---   VARIANT=batched COUPONS=200 COUPON_TO=100 wrk -t2 -c100 -d5s -s bench/wrk/orders.lua http://127.0.0.1:3000
---   VARIANT=batched COUPONS=200 COUPON_FROM=101 wrk -t2 -c100 -d15s -s bench/wrk/orders.lua http://127.0.0.1:3000
+--   VARIANT=batched COUPONS=200 COUPON_TO=100 wrk -t2 -c100 -d3s -s bench/wrk/orders.lua http://127.0.0.1:3000
+--   VARIANT=batched COUPONS=200 COUPON_FROM=101 wrk -t2 -c100 -d10s -s bench/wrk/orders.lua http://127.0.0.1:3000
 local variant = os.getenv("VARIANT") or "one-round-trip"
 local users = tonumber(os.getenv("USERS") or "100")
 local products = tonumber(os.getenv("PRODUCTS") or "10")
 local hot = os.getenv("HOT") == "1"
+local thread_count = tonumber(os.getenv("THREADS") or "2")
 local coupons_per_user = tonumber(os.getenv("COUPONS") or "4")
 local coupon_from = tonumber(os.getenv("COUPON_FROM") or "1")
 local coupon_to = math.min(tonumber(os.getenv("COUPON_TO") or coupons_per_user), coupons_per_user)
@@ -38,7 +39,7 @@ local next_discount, next_reduction = {}, {}
 
 function init(args)
   math.randomseed(os.time() * 1000 + id)
-  for u = id, users, tonumber(os.getenv("THREADS") or "2") do
+  for u = id, users, thread_count do
     my_users[#my_users + 1] = u
     -- The user's next coupon positions: odd ones are discounts, even ones reductions.
     next_discount[u] = coupon_from % 2 == 1 and coupon_from or coupon_from + 1
@@ -60,7 +61,7 @@ end
 request = function()
   local u = my_users[next_user]
   next_user = next_user % #my_users + 1
-  local n = hot and 1 or math.random(1, 3)
+  local n = hot and 1 or math.min(math.random(1, 3), products)
   local chosen, items, subtotal = {}, {}, 0
   while #items < n do
     local pid = math.random(1, products)
@@ -98,6 +99,10 @@ response = function(status)
 end
 
 function done(summary, latency, requests)
+  if #threads ~= thread_count then
+    -- Threads then share users and offer the same coupons twice: refusals that are no contention.
+    io.write(string.format("warning: THREADS=%d but wrk ran %d threads (-t): set THREADS to -t\n", thread_count, #threads))
+  end
   -- Per-thread status counts live in each thread's own Lua state: summed here.
   local all = {}
   for _, t in ipairs(threads) do
