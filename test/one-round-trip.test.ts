@@ -17,11 +17,16 @@ const variant = () => createVariants({
   db: boundedPool(env.sql, { poolSize: 4, requestTimeoutMs: 10_000 }), redis: env.redis, config: env.config,
 })['one-round-trip'];
 
-/** Waits until a backend is blocked inside place_order, and returns its pid. */
+/**
+ * Waits until a backend of this test's database is blocked inside place_order, and returns its
+ * pid. Only this database's: test files run at once on one server, and terminating another
+ * file's backend fails its requests (through a pooler, every request pipelined on that client).
+ */
 async function blockedPlaceOrder(): Promise<number> {
   for (;;) {
     const [row] = await env.sql<{ pid: number }[]>`
-      select pid from pg_stat_activity where query like '%from place_order(%' and wait_event_type = 'Lock'`;
+      select pid from pg_stat_activity
+      where datname = current_database() and query like '%from place_order(%' and wait_event_type = 'Lock'`;
     if (row) return row.pid;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
