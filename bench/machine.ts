@@ -1,8 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import postgres from 'postgres';
 import { pgbenchVersion } from './pgbench.ts';
+import { ROOT } from './service-process.ts';
 
 // What the figures were measured on: they compare within one run, not across machines.
 
@@ -44,15 +44,12 @@ export async function describeMachine(databaseUrl: string, poolSize: number, ori
   }
 }
 
-/** The checkout this bench belongs to (whatever the working directory). */
-const CHECKOUT = fileURLToPath(new URL('..', import.meta.url));
-
 /**
  * The checkout the bench runs from: HEAD's sha ('unknown' outside git) and the tracked files that
  * differ from it, Markdown and bench/results aside (a README edit or the results being written
  * change no figure; a changed function does); null when git could not tell.
  */
-export function gitState(cwd = CHECKOUT): { sha: string; uncommitted: string[] | null } {
+export function gitState(cwd = ROOT): { sha: string; uncommitted: string[] | null } {
   const git = (args: string[]) => execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
   let sha: string;
   try {

@@ -7,7 +7,8 @@ import { freePort } from '../src/free-port.ts';
 // leader of a process group of its own: the group holds its cluster workers too, so that a kill
 // (the fault bench's SIGKILL, or a stop that timed out) leaves none of them behind.
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The checkout this bench belongs to, whatever the working directory. */
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 export interface ServiceProcess {
   url: string;
