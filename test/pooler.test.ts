@@ -35,7 +35,10 @@ before(async () => {
   pooledConfig = { ...env.config, databaseUrl: pooler.urlFor(env.config.databaseUrl), pooler: 'transaction' };
 });
 after(async () => {
-  await Promise.allSettled(opened.map((o) => Promise.all([o.sql.end({ timeout: 1 }), o.redis.quit()])));
+  // disconnect, not quit: quit() on a client whose instance failed before connecting (lazyConnect,
+  // no offline queue) is refused, but connects it first, and the open socket keeps the file running.
+  for (const o of opened) o.redis.disconnect();
+  await Promise.allSettled(opened.map((o) => o.sql.end({ timeout: 1 })));
   await pooler?.remove();
   await env?.close();
 });
