@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../src/config.ts';
-import { connectAll, createRedis, createSql, postgresUnreachable, redactUrl } from '../src/connections.ts';
+import { closeAll, connectAll, createRedis, createSql, postgresUnreachable, redactUrl } from '../src/connections.ts';
 import { ensureDatabase, recreateSchema } from '../src/database.ts';
 import { runMain } from '../src/entry-point.ts';
 import { money } from '../src/orders/request.ts';
@@ -53,7 +53,7 @@ async function main() {
     console.log(`  sessions in Redis: user N has session "seed-N" (Authorization: Bearer seed-1)`);
     console.log(`  stock mirrored to Redis for the redis variant`);
   } finally {
-    await Promise.allSettled([sql.end({ timeout: 1 }), redis.quit()]);
+    await closeAll(sql, redis);
   }
 }
 

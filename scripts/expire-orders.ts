@@ -1,5 +1,5 @@
 import { loadConfig } from '../src/config.ts';
-import { connectAll, createRedis, createSql, redactUrl } from '../src/connections.ts';
+import { closeAll, connectAll, createRedis, createSql, redactUrl } from '../src/connections.ts';
 import { runMain } from '../src/entry-point.ts';
 import { sweepOnce } from '../src/orders/order-sweeper.ts';
 import { boundedPool } from '../src/transaction.ts';
@@ -21,7 +21,7 @@ async function main() {
     console.log(`${redactUrl(config.databaseUrl)}: ${expired} unpaid orders expired (older than ` +
       `${config.lifecycle.paymentTtlSeconds} s), ${keysPruned} expired Idempotency-Keys deleted`);
   } finally {
-    await Promise.allSettled([sql.end({ timeout: 1 }), redis.quit()]);
+    await closeAll(sql, redis);
   }
 }
 

@@ -117,6 +117,16 @@ export async function postgresProblem(url: string): Promise<string | null> {
   }
 }
 
+/**
+ * Ends the pool (running queries get up to `timeoutSec` seconds) and the Redis client; never
+ * throws. A Redis client that is not connected (created lazily, its start failed before it
+ * connected) is disconnected: `quit()` would connect it first, be refused for want of an offline
+ * queue, and leave an open socket that keeps the process running.
+ */
+export async function closeAll(sql: Sql, redis: Redis, timeoutSec = 1): Promise<void> {
+  await Promise.allSettled([sql.end({ timeout: timeoutSec }), redis.status === 'ready' ? redis.quit() : redis.disconnect()]);
+}
+
 export async function redisAnswers(url: string): Promise<boolean> {
   const redis = createRedis({ redisUrl: url, redisKeyPrefix: '' });
   try {

@@ -2,7 +2,7 @@ import { serve } from '@hono/node-server';
 import type { Server } from 'node:http';
 import { createApp } from './app.ts';
 import type { Config } from './config.ts';
-import { connectAll, createRedis, createSql } from './connections.ts';
+import { closeAll, connectAll, createRedis, createSql } from './connections.ts';
 import { logFunction, type Logger } from './logger.ts';
 import { clusterRender } from './metrics-cluster.ts';
 import { createMetrics } from './metrics.ts';
@@ -20,7 +20,7 @@ export async function runWorker(config: Config, logger: Logger) {
   // /health's own connection, so that it can answer while every pool connection is busy.
   const healthSql = createSql({ ...config, poolSize: 1 });
   const redis = createRedis(config);
-  const closeConnections = () => Promise.allSettled([sql.end({ timeout: 5 }), healthSql.end({ timeout: 1 }), redis.quit()]);
+  const closeConnections = () => Promise.allSettled([closeAll(sql, redis, 5), healthSql.end({ timeout: 1 })]);
   try {
     await connectAll(sql, redis, config);
     await reconcileStockMirrors(sql, redis).catch((err: { code?: string }) => {

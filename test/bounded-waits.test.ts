@@ -3,9 +3,10 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import postgres from 'postgres';
 import { createApp } from '../src/app.ts';
 import { startOwnRedis, type OwnRedis } from '../servers/own-redis.ts';
-import { createRedis, createSql } from '../src/connections.ts';
+import { closeAll, createRedis, createSql } from '../src/connections.ts';
 import { saveSessions } from '../src/sessions.ts';
 import { boundedPool, inTransaction } from '../src/transaction.ts';
 import { createTestEnv, dbState, holdRow, json, productRow, type TestEnv } from './helpers.ts';
@@ -181,6 +182,30 @@ describe('Redis paused (a redis-server of this test\'s own)', () => {
       await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
       admin.disconnect();
       redis.disconnect();
+    }
+  });
+});
+
+describe('closing connections that never connected (a redis-server of this test\'s own)', () => {
+  let server: OwnRedis;
+  before(async () => { server = await startOwnRedis('redis-server'); });
+  after(async () => { await server?.remove(); });
+
+  test('closeAll leaves a Redis client whose start failed unconnected: no socket keeps the process running', async () => {
+    const admin = new Redis(server.url);
+    // As in a start whose PostgreSQL check failed: the Redis client was created, never connected.
+    const redis = createRedis({ redisUrl: server.url, redisKeyPrefix: '' });
+    try {
+      const clients = async () => Number(/connected_clients:(\d+)/.exec(await admin.info('clients'))![1]);
+      const before = await clients();
+      const sql = postgres('postgres://postgres@127.0.0.1:1/never', { max: 1 });
+      await closeAll(sql, redis);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(redis.status, 'end');
+      assert.equal(await clients(), before);
+    } finally {
+      admin.disconnect();
+      redis.disconnect(); // should the assertions fail: a test that fails must not hang the file too
     }
   });
 });

@@ -4,7 +4,7 @@ import postgres from 'postgres';
 import { cents, formatCents } from '../bench/bodies.ts';
 import { createApp } from '../src/app.ts';
 import { loadConfig, type Config } from '../src/config.ts';
-import { connectAll, createRedis, createSql } from '../src/connections.ts';
+import { closeAll, connectAll, createRedis, createSql } from '../src/connections.ts';
 import { createDatabase, dropDatabase, recreateSchema, withDatabase } from '../src/database.ts';
 import { DEFAULT_SEED, productPrice, seed, sessionIdOf, type SeedOptions } from '../src/seed.ts';
 import { clearRedisNamespace } from '../src/redis-namespace.ts';
@@ -38,8 +38,7 @@ export async function createTestEnv(overrides: Partial<Config> = {}) {
     // failing assertion.
     return { sql, redis, app: createApp({ sql, redis, config }) };
   };
-  const disconnect = (c: Awaited<ReturnType<typeof connect>>) =>
-    Promise.allSettled([c.sql.end({ timeout: 1 }), c.redis.quit()]);
+  const disconnect = (c: Awaited<ReturnType<typeof connect>>) => closeAll(c.sql, c.redis);
 
   const env = {
     ...(await connect()),

@@ -3,7 +3,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import postgres from 'postgres';
 import { createApp } from '../src/app.ts';
 import type { Config } from '../src/config.ts';
-import { connectAll, createRedis, createSql, type Sql } from '../src/connections.ts';
+import { closeAll, connectAll, createRedis, createSql, type Sql } from '../src/connections.ts';
 import { VARIANT_NAMES } from '../src/orders/variants/index.ts';
 import { findPgBouncer, PGBOUNCER_INSTALL, startOwnPgBouncer, type OwnPgBouncer } from '../servers/own-pgbouncer.ts';
 import {
@@ -35,10 +35,8 @@ before(async () => {
   pooledConfig = { ...env.config, databaseUrl: pooler.urlFor(env.config.databaseUrl), pooler: 'transaction' };
 });
 after(async () => {
-  // disconnect, not quit: quit() on a client whose instance failed before connecting (lazyConnect,
-  // no offline queue) is refused, but connects it first, and the open socket keeps the file running.
-  for (const o of opened) o.redis.disconnect();
-  await Promise.allSettled(opened.map((o) => o.sql.end({ timeout: 1 })));
+  // Some instances failed before their Redis client connected: closeAll leaves those unconnected.
+  await Promise.all(opened.map((o) => closeAll(o.sql, o.redis)));
   await pooler?.remove();
   await env?.close();
 });
