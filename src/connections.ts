@@ -5,6 +5,7 @@ import { QUEUE_SCRIPTS } from './orders/queue/queue-store.ts';
 import { STOCK_SCRIPTS } from './orders/redis-stock.ts';
 import { pinnedPerTransaction } from './pooler.ts';
 import { perTransaction, READ_SETTINGS_SQL, sessionProblem, sessionSettings, startupParameters } from './session-settings.ts';
+import { retryStaleBegin } from './stale-connection.ts';
 
 export type Sql = postgres.Sql;
 
@@ -18,12 +19,13 @@ export const APPLICATION_NAMES = { service: 'order-placement', admin: 'order-pla
  * seed, audit) they are off. With `pooler: 'transaction'` (a transaction-pooling pooler such as
  * PgBouncer in between) the settings are pinned per transaction instead of at connect
  * (src/pooler.ts) and no statement is prepared by name: the next transaction may run on another
- * server connection, where a named statement does not exist.
+ * server connection, where a named statement does not exist. A transaction whose BEGIN fails on a
+ * connection the server closed while it sat idle is begun again on another (src/stale-connection.ts).
  */
 export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'> & { db?: Config['db']; pooler?: Config['pooler'] }): Sql {
   const pooler = config.pooler === 'transaction';
   const settings = sessionSettings(config.db);
-  const sql = postgres(config.databaseUrl, {
+  const sql = retryStaleBegin(postgres(config.databaseUrl, {
     max: config.poolSize,
     transform: postgres.camel,
     onnotice: () => {},
@@ -33,7 +35,7 @@ export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'> & { d
     // after a five-second outage, and queued work waits for it: retry within a second instead.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     connection: { application_name: APPLICATION_NAMES[config.db ? 'service' : 'admin'], ...startupParameters(settings, pooler) },
-  });
+  }));
   return pooler ? pinnedPerTransaction(sql, settings) : sql;
 }
 
