@@ -1,5 +1,6 @@
 import type postgres from 'postgres';
 import { perTransaction, setLocalStatements, type SessionSettings } from './session-settings.ts';
+import { beginArguments } from './stale-connection.ts';
 
 // Through a transaction-pooling pooler (PgBouncer's `pool_mode = transaction`, and the managed
 // poolers that behave the same way) each transaction may run on another server connection, shared
@@ -20,13 +21,13 @@ import { perTransaction, setLocalStatements, type SessionSettings } from './sess
  */
 export function pinnedPerTransaction(sql: postgres.Sql, settings: SessionSettings): postgres.Sql {
   const pins = setLocalStatements(perTransaction(settings));
-  const begin = (options: unknown, fn?: unknown) => {
-    const [mode, body] = typeof options === 'function' ? ['', options] : [options as string, fn];
+  const begin = (...args: unknown[]) => {
+    const { mode, fn } = beginArguments(args);
     return sql.begin(transactionModes(mode), (tx) => {
       // Not awaited: it leaves with the transaction's first statement. Were it to fail, that
       // statement fails too (the transaction is aborted), so nothing runs unpinned.
       tx.unsafe(pins).catch(() => {});
-      return (body as (tx: postgres.TransactionSql) => unknown)(tx);
+      return fn(tx);
     });
   };
   return new Proxy(sql, {

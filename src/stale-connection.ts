@@ -1,51 +1,50 @@
 import postgres from 'postgres';
+import { isConnectionLoss } from './errors.ts';
 
 // A pooled server connection can be closed by the server while it sits idle and be handed out at
 // that very moment. Through PgBouncer this is routine when the database's idle_session_timeout is
 // shorter than the pooler's server_idle_timeout (the service cannot pin the former: between
-// transactions the server connection is the pooler's): PgBouncer answers the transaction's BEGIN
-// with "server conn crashed?" (08P01) and closes the client connection, whose next use fails with
-// the driver's CONNECTION_CLOSED. An admin's pg_terminate_backend or a firewall dropping idle
-// sockets does the same without a pooler. Nothing of the transaction ran then: postgres.js waits
-// for BEGIN's answer before it calls the transaction's function. So `begin` is retried on another
-// connection, a bounded number of times; once the function has been called, every failure is the
+// transactions the server connection is the pooler's): the transaction's BEGIN fails, with
+// PgBouncer's "server conn crashed?" (08P01) or, as PgBouncer drops the client connection too,
+// the driver's CONNECTION_CLOSED. An admin's pg_terminate_backend of an idle session does the same
+// without a pooler. Nothing of the transaction ran then: postgres.js waits for BEGIN's answer
+// before it calls the transaction's function. So `begin` is tried again, a bounded number of
+// times, when it failed that way *fast*: a stale connection fails within a round trip, whereas a
+// slow failure is a wait that already took its time (PgBouncer's query_wait_timeout, a connect
+// timeout) and must not be repeated. Once the function has been called, every failure is the
 // caller's (the function may have had effects; the commit may have happened).
 
 /** How often a transaction may begin at all: the first attempt and two retries. */
-export const BEGIN_ATTEMPTS = 3;
+const BEGIN_ATTEMPTS = 3;
+/** A failure later than this after the attempt began was a wait, not a stale connection. */
+const STALE_FAILS_WITHIN_MS = 500;
 
-// A connection that was open and is now gone, or that the server (or pooler) refused to go on
-// with: not a database that is down (ECONNREFUSED, CONNECT_TIMEOUT: retrying would only double
-// the wait) and not one the service itself closed (CONNECTION_ENDED, CONNECTION_DESTROYED).
-const STALE_CODES = new Set([
-  'CONNECTION_CLOSED', 'ECONNRESET', 'EPIPE', // the driver's and the socket's
-  '08006', '08P01', // connection_failure; protocol_violation, PgBouncer's code for a lost server connection
-  '57P05', // idle_session_timeout: the server closed the session as it was handed out
-]);
-
-/** True for a failure that means the connection was stale, not that the database refused work. */
-export function isStaleConnection(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return err instanceof Error && typeof code === 'string' && STALE_CODES.has(code);
+/** True for an error that says the connection was gone rather than that the database refused work. */
+function isStaleConnection(err: unknown): boolean {
+  return isConnectionLoss(err) ||
+    (err instanceof postgres.PostgresError && err.code === '08P01' && err.message === 'server conn crashed?');
 }
 
 /**
- * `sql` whose `begin(options?, fn)` retries, up to BEGIN_ATTEMPTS in all, a transaction that
- * failed on a stale connection before `fn` was called; every other property is `sql`'s own.
- * Rejects with the last attempt's error.
+ * `sql` whose `begin(options?, fn)` begins again, up to three attempts in all, a transaction that
+ * failed fast on a stale connection before `fn` was called; `onRetry` hears of each such failure.
+ * Every other property is `sql`'s own. Rejects with the last attempt's error.
  */
-export function retryStaleBegin(sql: postgres.Sql): postgres.Sql {
-  const begin = async (options: unknown, fn?: unknown) => {
-    const [mode, body] = typeof options === 'function' ? ['', options] : [options as string, fn];
+export function retryStaleBegin(sql: postgres.Sql, onRetry: (err: unknown) => void = () => {}): postgres.Sql {
+  const begin = async (...args: unknown[]) => {
+    const { mode, fn } = beginArguments(args);
     for (let attempt = 1; ; attempt++) {
+      const started = Date.now();
       let called = false;
       try {
         return await sql.begin(mode, (tx) => {
           called = true;
-          return (body as (tx: postgres.TransactionSql) => unknown)(tx);
+          return fn(tx);
         });
       } catch (err) {
-        if (called || attempt >= BEGIN_ATTEMPTS || !isStaleConnection(err)) throw err;
+        const retry = !called && attempt < BEGIN_ATTEMPTS && Date.now() - started <= STALE_FAILS_WITHIN_MS && isStaleConnection(err);
+        if (!retry) throw err;
+        onRetry(err);
       }
     }
   };
@@ -54,4 +53,10 @@ export function retryStaleBegin(sql: postgres.Sql): postgres.Sql {
       return property === 'begin' ? begin : Reflect.get(target, property, receiver);
     },
   });
+}
+
+/** postgres.js's `begin(fn)` and `begin(mode, fn)`, as one shape. */
+export function beginArguments(args: unknown[]): { mode: string; fn: (tx: postgres.TransactionSql) => unknown } {
+  const [mode, fn] = typeof args[0] === 'function' ? ['', args[0]] : [args[0] as string, args[1]];
+  return { mode, fn: fn as (tx: postgres.TransactionSql) => unknown };
 }

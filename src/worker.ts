@@ -16,9 +16,19 @@ import { boundedPool } from './transaction.ts';
 // (src/supervisor.ts), which restarts it if it dies; it tells the supervisor when it listens.
 
 export async function runWorker(config: Config, logger: Logger) {
-  const sql = createSql(config);
+  // Said once per process: each such transaction was begun again harmlessly, but the cause is a
+  // setting to fix, and under load it recurs every few hundred transactions.
+  let staleSeen = false;
+  const onStaleBegin = (err: unknown) => {
+    if (staleSeen) return;
+    staleSeen = true;
+    logger.warn(`a transaction's database connection was found closed as it began (${(err as Error).message}) ` +
+      'and it was begun again on another; through a pooler, the database\'s idle_session_timeout is likely ' +
+      'shorter than the pooler\'s server_idle_timeout');
+  };
+  const sql = createSql(config, { onStaleBegin });
   // /health's own connection, so that it can answer while every pool connection is busy.
-  const healthSql = createSql({ ...config, poolSize: 1 });
+  const healthSql = createSql({ ...config, poolSize: 1 }, { onStaleBegin });
   const redis = createRedis(config);
   const closeConnections = () => Promise.allSettled([closeAll(sql, redis, 5), healthSql.end({ timeout: 1 })]);
   try {
@@ -38,13 +48,13 @@ export async function runWorker(config: Config, logger: Logger) {
     sql, redis, intervalMs: config.reservations.reconcileIntervalMs, log: logFunction(logger),
   });
   // On a pool of its own (small): sweeps never take a connection an order is waiting for.
-  const sweeperSql = createSql({ ...config, poolSize: 1 });
+  const sweeperSql = createSql({ ...config, poolSize: 1 }, { onStaleBegin });
   const sweeper = startOrderSweeper({
     db: boundedPool(sweeperSql, config), redis, paymentTtlSeconds: config.lifecycle.paymentTtlSeconds, log: logFunction(logger),
   }, config.lifecycle.sweepIntervalMs);
   // The queued variant's consumer, on a pool of its own: the HTTP path's pool never starves the
   // writer of the orders it accepted, nor the writer the HTTP path.
-  const queueSql = createSql({ ...config, poolSize: 2 });
+  const queueSql = createSql({ ...config, poolSize: 2 }, { onStaleBegin });
   let consumer: QueueConsumer | undefined;
   if (config.queue.consumer) {
     consumer = await startQueueConsumer({
