@@ -19,15 +19,15 @@ export const APPLICATION_NAMES = { service: 'order-placement', admin: 'order-pla
  * seed, audit) they are off. With `pooler: 'transaction'` (a transaction-pooling pooler such as
  * PgBouncer in between) the settings are pinned per transaction instead of at connect
  * (src/pooler.ts) and no statement is prepared by name: the next transaction may run on another
- * server connection, where a named statement does not exist. A transaction whose BEGIN fails fast
- * on a connection the server closed while it sat idle is begun again (src/stale-connection.ts);
- * `onStaleBegin` hears of each.
+ * server connection, where a named statement does not exist, and a transaction whose BEGIN fails
+ * fast on a server connection closed while the pooler held it idle is begun again
+ * (src/stale-connection.ts); `onStaleBegin` hears of each.
  */
 export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'> & { db?: Config['db']; pooler?: Config['pooler'] },
   hooks: { onStaleBegin?: (err: unknown) => void } = {}): Sql {
   const pooler = config.pooler === 'transaction';
   const settings = sessionSettings(config.db);
-  const sql = retryStaleBegin(postgres(config.databaseUrl, {
+  const sql = postgres(config.databaseUrl, {
     max: config.poolSize,
     transform: postgres.camel,
     onnotice: () => {},
@@ -37,8 +37,10 @@ export function createSql(config: Pick<Config, 'databaseUrl' | 'poolSize'> & { d
     // after a five-second outage, and queued work waits for it: retry within a second instead.
     backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     connection: { application_name: APPLICATION_NAMES[config.db ? 'service' : 'admin'], ...startupParameters(settings, pooler) },
-  }), hooks.onStaleBegin);
-  return pooler ? pinnedPerTransaction(sql, settings) : sql;
+  });
+  // Directly, the session pins idle_session_timeout off (src/session-settings.ts): no retry, and
+  // no wrapper on the direct path's every transaction.
+  return pooler ? pinnedPerTransaction(retryStaleBegin(sql, hooks.onStaleBegin), settings) : sql;
 }
 
 /**

@@ -6,9 +6,10 @@ import { isConnectionLoss } from './errors.ts';
 // shorter than the pooler's server_idle_timeout (the service cannot pin the former: between
 // transactions the server connection is the pooler's): the transaction's BEGIN fails, with
 // PgBouncer's "server conn crashed?" (08P01) or, as PgBouncer drops the client connection too,
-// the driver's CONNECTION_CLOSED. An admin's pg_terminate_backend of an idle session does the same
-// without a pooler. Nothing of the transaction ran then: postgres.js waits for BEGIN's answer
-// before it calls the transaction's function. So `begin` is tried again, a bounded number of
+// the driver's CONNECTION_CLOSED. (Directly, the service's sessions pin idle_session_timeout off,
+// so createSql applies this only through a pooler.) Nothing of the transaction ran then:
+// postgres.js waits for BEGIN's answer before it calls the transaction's function. So `begin` is
+// tried again, a bounded number of
 // times, when it failed that way *fast*: a stale connection fails within a round trip, whereas a
 // slow failure is a wait that already took its time (PgBouncer's query_wait_timeout, a connect
 // timeout) and must not be repeated. Once the function has been called, every failure is the

@@ -51,7 +51,8 @@ async function proxyClosingOnBegin(postgresUrl: string, closeAfterMs: number) {
 
 async function beginThrough(url: string) {
   const retried: string[] = [];
-  const sql = createSql({ databaseUrl: url, poolSize: 1 }, { onStaleBegin: (err) => retried.push((err as { code: string }).code) });
+  // As through a pooler: the retry is applied only then (directly, idle sessions are not closed).
+  const sql = createSql({ databaseUrl: url, poolSize: 1, pooler: 'transaction' }, { onStaleBegin: (err) => retried.push((err as { code: string }).code) });
   let called = false;
   try {
     const err = await sql.begin(async (tx) => { called = true; await tx`select 1`; }).then(() => null, (e: { code?: string }) => e);
