@@ -109,7 +109,7 @@ const program = new Command('bench')
   .option('--quick', `smoke run: at most ${QUICK.connections} users x ${QUICK.ordersPerConnection} orders per scenario, one round`, false)
   .option('--out <dir>', 'where to write the results', 'bench/results')
   .addOption(new Option('--faults [list]', `fault bench instead: comma-separated faults (${FAULT_NAMES.join(', ')}), all when ` +
-    'none are named; on servers of its own, transactional variants only').argParser(listOf(FAULT_NAMES)))
+    'none are named; on servers of its own, the transactional variants and queued').argParser(listOf(FAULT_NAMES)))
   .option('--outage <s>', `--faults: seconds Redis and PostgreSQL stay down (default ${FAULT_DEFAULTS.full.outage}, quick ${FAULT_DEFAULTS.quick.outage})`, seconds)
   .option('--lock-hold <s>', `--faults: seconds the row lock is held (default ${FAULT_DEFAULTS.full.lockHold}, quick ${FAULT_DEFAULTS.quick.lockHold})`, seconds)
   .option('--lead <s>', `--faults: seconds of load before each fault (default ${FAULT_DEFAULTS.full.lead}, quick ${FAULT_DEFAULTS.quick.lead})`, seconds)

@@ -26,7 +26,7 @@ export function faultBenchOptions(o: FaultCliOptions): FaultBenchOptions | strin
   const allowed: OrderRouteVariant[] = [...TRANSACTIONAL_VARIANTS, QUEUED];
   const variants = o.variants ?? allowed;
   if (variants.some((v) => !allowed.includes(v))) {
-    return `--faults runs transactional variants only (${allowed.join(', ')})`;
+    return `--faults runs the transactional variants and queued only (${allowed.join(', ')})`;
   }
   const d = o.quick ? FAULT_DEFAULTS.quick : FAULT_DEFAULTS.full;
   const ms = (s: number) => Math.round(s * 1000);
