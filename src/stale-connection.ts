@@ -11,8 +11,9 @@ import { isConnectionLoss } from './errors.ts';
 // postgres.js waits for BEGIN's answer before it calls the transaction's function. So `begin` is
 // tried again, a bounded number of times, when it failed that way *fast*: a stale connection fails
 // within a round trip, whereas a slow failure is a wait that already took its time (PgBouncer's
-// query_wait_timeout, a connect timeout) and must not be repeated. Once the function has been called, every failure is the
-// caller's (the function may have had effects; the commit may have happened).
+// query_wait_timeout, a connect timeout) and must not be repeated. Once the function has been
+// called, every failure is the caller's (the function may have had effects; the commit may have
+// happened).
 
 /** How often a transaction may begin at all: the first attempt and two retries. */
 const BEGIN_ATTEMPTS = 3;
