@@ -86,7 +86,7 @@ const program = new Command('bench')
     `own elsewhere (a full run sweeps ${DEFAULT_SWEEP_CONNECTIONS.join(',')})`).argParser(positiveInts))
   .option('--no-sweep', 'skip the concurrency sweep')
   .option('--orders <n>', 'orders per user, overriding every scenario\'s own', positiveInt)
-  .option('--warmup <n>', 'warm-up orders per user before each measured run', positiveInt, 10)
+  .option('--warmup <n>', 'warm-up orders per user in each warm-up loop', positiveInt, 30)
   .option('--warmup-sec <s>', 'closed-loop runs (and queued\'s, the sweep, settings cost, scale-out): the warm-up is repeated on fresh seed ' +
     `data until it has lasted this long (default ${WARMUP_MIN_SEC}; --quick 0)`, seconds)
   .addOption(new Option('--pool <list>', 'database connections of the service, the direct run and the ceiling\'s pgbench clients; ' +

@@ -68,22 +68,27 @@ export const WARMUP_SALT = 1_000_003;
  * 2-vCPU AMD EPYC machine, batched in mixed-100 and hot-100 spent 0.39-0.43 ms of service CPU per
  * measured order after the 1,000 warm-up orders of --warmup 10 alone, 0.27-0.35 after at least 3 s
  * of warm-up and 0.21-0.27 after 8 s (wrk, after 3 s of 100 connections: 0.14-0.18). So the warm-up
- * lasts at least this long, repeated on fresh seed data: seconds, not orders, because a fast
- * variant needs more orders to warm and a slow one would take minutes to place them.
+ * drives load for at least this long, repeated on fresh seed data: seconds, not orders, because a
+ * fast variant needs more orders to warm and a slow one would take minutes to place them. Only the
+ * time under load counts: neither reseeding between loops nor autocannon's wait for its next
+ * 1-second tick after the last answer warms anything, and counting them let four loops of 1,000
+ * hot-100 orders (a third of a second of load each) end the warm-up after about 1.3 s of load.
  */
 export const WARMUP_MIN_SEC = 5;
 /** Warm-up loops at most, however short each is (a sold-out flash sale answers in milliseconds). */
 const WARMUP_MAX_LOOPS = 10;
 
 /**
- * Runs `warmUpOnce(k)` (k = 1, 2, ...: a warm-up loop, then fresh seed data) until the warm-up has
- * lasted `minSec` seconds or run WARMUP_MAX_LOOPS times; at least once.
+ * Runs `load` (the k-th warm-up loop, from 1; it answers the seconds it kept the service under
+ * load) then `reset` (fresh data for what follows), again until the loads have lasted `minSec`
+ * seconds in all or run WARMUP_MAX_LOOPS times; at least once.
  */
-export async function warmUp(warmUpOnce: (k: number) => Promise<void>, minSec: number): Promise<void> {
-  const start = performance.now();
+export async function warmUp(load: (k: number) => Promise<number>, reset: () => Promise<void>, minSec: number): Promise<void> {
+  let underLoadSec = 0;
   for (let k = 1; k <= WARMUP_MAX_LOOPS; k++) {
-    await warmUpOnce(k);
-    if (performance.now() - start >= minSec * 1000) return;
+    underLoadSec += await load(k);
+    await reset();
+    if (underLoadSec >= minSec) return;
   }
 }
 
@@ -117,17 +122,15 @@ interface Measurement {
 }
 
 /**
- * Warm up on seeded data (the warm-up loop again on fresh seed data until it has lasted
+ * Warm up on seeded data (the warm-up loop again on fresh seed data until its loads have lasted
  * `warmupMinSec`, at most WARMUP_MAX_LOOPS times), seed again, run the measured loop, audit.
  * `sampleCpu` is read right before and after the measured loop alone: the warm-up, seeding and
  * audit are not order work.
  */
 async function warmThenMeasure(m: Measurement, drive: (loop: Loop) => Promise<LoadResult>,
   sampleCpu: () => CpuSample | null = () => null): Promise<{ m: Measured; cpu: CpuUsed | null }> {
-  await warmUp(async (k) => {
-    await drive(m.loop(m.warmupOrdersPerConnection, WARMUP_SALT, warmUpLabel(m.label, k)));
-    await reseed(m.admin, m.redis, m.seed);
-  }, m.warmupMinSec);
+  await warmUp(async (k) => (await drive(m.loop(m.warmupOrdersPerConnection, WARMUP_SALT, warmUpLabel(m.label, k)))).durationSec,
+    async () => { await reseed(m.admin, m.redis, m.seed); }, m.warmupMinSec);
   const before = sampleCpu();
   const result = await drive(m.loop(m.ordersPerConnection, 0, m.label));
   const after = sampleCpu();
