@@ -88,7 +88,7 @@ const program = new Command('bench')
   .option('--orders <n>', 'orders per user, overriding every scenario\'s own', positiveInt)
   .option('--warmup <n>', 'warm-up orders per user in each warm-up loop', positiveInt, 30)
   .option('--warmup-sec <s>', 'closed-loop runs (and queued\'s, the sweep, settings cost, scale-out): the warm-up is repeated on fresh seed ' +
-    `data until it has lasted this long (default ${WARMUP_MIN_SEC}; --quick 0)`, seconds)
+    `data until its loops have kept the service under load this long (default ${WARMUP_MIN_SEC}; --quick 0)`, seconds)
   .addOption(new Option('--pool <list>', 'database connections of the service, the direct run and the ceiling\'s pgbench clients; ' +
     'a list (8,16,32) runs the closed-loop matrix once per pool size').argParser(positiveInts).default([DEFAULT_POOL], String(DEFAULT_POOL)))
   .option('--repeat <n>', `closed-loop runs of every variant x scenario, interleaved (default ${DEFAULT_REPEAT}; --quick 1)`, positiveInt)
