@@ -83,7 +83,7 @@ const WARMUP_MAX_LOOPS = 10;
  * load) then `reset` (fresh data for what follows), again until the loads have lasted `minSec`
  * seconds in all or run WARMUP_MAX_LOOPS times; at least once.
  */
-export async function warmUp(load: (k: number) => Promise<number>, reset: () => Promise<void>, minSec: number): Promise<void> {
+export async function warmUp(load: (k: number) => Promise<number>, reset: () => Promise<unknown>, minSec: number): Promise<void> {
   let underLoadSec = 0;
   for (let k = 1; k <= WARMUP_MAX_LOOPS; k++) {
     underLoadSec += await load(k);
@@ -130,7 +130,7 @@ interface Measurement {
 async function warmThenMeasure(m: Measurement, drive: (loop: Loop) => Promise<LoadResult>,
   sampleCpu: () => CpuSample | null = () => null): Promise<{ m: Measured; cpu: CpuUsed | null }> {
   await warmUp(async (k) => (await drive(m.loop(m.warmupOrdersPerConnection, WARMUP_SALT, warmUpLabel(m.label, k)))).durationSec,
-    async () => { await reseed(m.admin, m.redis, m.seed); }, m.warmupMinSec);
+    () => reseed(m.admin, m.redis, m.seed), m.warmupMinSec);
   const before = sampleCpu();
   const result = await drive(m.loop(m.ordersPerConnection, 0, m.label));
   const after = sampleCpu();
